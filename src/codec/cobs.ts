@@ -33,14 +33,16 @@ export function cobsEncodeInto(src: Uint8Array, dst: Uint8Array, at: number): nu
       dst.set(src.subarray(i, blockEnd), out);
       out += len;
     }
-    if (blockEnd === z) {
+    if (len === 254) {
+      // Full block (code 0xFF): it carries no implicit zero, so a zero right
+      // after it (if any) starts the next block. At the very end of the input
+      // no empty block follows, as with the reference's `cobs` encoder.
+      if (blockEnd === n) return out;
+      i = blockEnd;
+    } else {
       // Block ended by a zero (consumed) or by the end of input.
       if (z === n) return out;
       i = z + 1;
-    } else {
-      // Full 254-byte block: no implicit zero; continue (a trailing empty block
-      // is emitted if this was the end, matching the reference encoder).
-      i = blockEnd;
     }
   }
 }

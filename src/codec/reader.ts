@@ -1,6 +1,14 @@
 import { DecodeError } from "./errors.js";
 
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is string content, not a byte-order mark to strip.
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * How many elements of zero-sized types (`()`, empty structs/tuples) one
+ * Reader will produce in total. They consume no input, so the input length
+ * cannot bound a length prefix like `Vec<()>` of 2^50; this does.
+ */
+export const MAX_ZERO_SIZED_ELEMENTS = 1 << 20;
 
 /**
  * Reads postcard values from a byte slice. Every failure throws `DecodeError`
@@ -12,6 +20,7 @@ export class Reader {
   pos: number;
   readonly end: number;
   private dvCache: DataView | undefined;
+  private zeroSizedLeft = MAX_ZERO_SIZED_ELEMENTS;
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
     this.buf = buf;
@@ -163,6 +172,17 @@ export class Reader {
       this.fail(`length ${n} exceeds the ${this.end - this.pos} byte(s) remaining`, at);
     }
     return n;
+  }
+
+  /**
+   * Accounts for `n` elements of a zero-sized type (see MAX_ZERO_SIZED_ELEMENTS);
+   * fails, reporting `at`, once this Reader's budget is spent.
+   */
+  takeZeroSized(n: number, at: number): void {
+    if (n > this.zeroSizedLeft) {
+      this.fail(`${n} zero-sized elements exceed the limit of ${MAX_ZERO_SIZED_ELEMENTS} per decode`, at);
+    }
+    this.zeroSizedLeft -= n;
   }
 
   /** `n` raw bytes as a view into the input (no copy). */

@@ -2,6 +2,7 @@ import { DecodeError, EncodeError } from "../codec/errors.js";
 import type { Reader } from "../codec/reader.js";
 import { checkI128, checkI64, checkU128, checkU64, type Writer } from "../codec/writer.js";
 import { SigWriter } from "./signature.js";
+import type { Rx, Tx } from "../session/channels.js";
 
 /**
  * A schema describes one roam type. It is built once and carries its
@@ -211,13 +212,16 @@ class OptionSchema<T> extends Schema<OptionValue<T>> {
   override readonly nullable = true;
   override readonly hasChannels: boolean;
   private readonly wrapped: boolean;
+  /** `undefined` means None, except for `Option<()>` where it is the Some value. */
+  private readonly undefinedIsNone: boolean;
   constructor(readonly inner: Schema<T>) {
     super();
     this.wrapped = inner.nullable;
+    this.undefinedIsNone = inner.kind !== "unit";
     this.hasChannels = inner.hasChannels;
   }
   encode(w: Writer, v: OptionValue<T>): void {
-    if (v === null || v === undefined) {
+    if (v === null || (v === undefined && this.undefinedIsNone)) {
       w.u8(0);
       return;
     }
@@ -250,11 +254,11 @@ class OptionSchema<T> extends Schema<OptionValue<T>> {
 class ListSchema<T> extends Schema<T[]> {
   readonly kind = "list";
   override readonly hasChannels: boolean;
-  private readonly minSize: number;
+  /** minEncodedSize(element), computed on first decode (a lazy element may not resolve earlier). */
+  private minSize = -1;
   constructor(readonly element: Schema<T>) {
     super();
     this.hasChannels = element.hasChannels;
-    this.minSize = minEncodedSize(element);
   }
   encode(w: Writer, v: T[]): void {
     if (!Array.isArray(v)) bad("array", v);
@@ -271,7 +275,8 @@ class ListSchema<T> extends Schema<T[]> {
   decode(r: Reader): T[] {
     // A lying length prefix cannot make us allocate: every element needs at
     // least `minSize` bytes, checked against what is actually present.
-    const n = r.length(this.minSize);
+    if (this.minSize < 0) this.minSize = minEncodedSize(this.element);
+    const n = readLength(r, this.minSize);
     const out: T[] = [];
     const el = this.element;
     let i = 0;
@@ -296,6 +301,7 @@ class ListSchema<T> extends Schema<T[]> {
 class ArraySchema<T> extends Schema<T[]> {
   readonly kind = "array";
   override readonly hasChannels: boolean;
+  private minSize = -1;
   constructor(readonly element: Schema<T>, readonly length: number) {
     super();
     this.hasChannels = element.hasChannels;
@@ -310,7 +316,9 @@ class ArraySchema<T> extends Schema<T[]> {
     }
   }
   decode(r: Reader): T[] {
-    if (this.length * minEncodedSize(this.element) > r.remaining) r.fail(`array of ${this.length} elements exceeds the input`);
+    if (this.minSize < 0) this.minSize = minEncodedSize(this.element);
+    if (this.length * this.minSize > r.remaining) r.fail(`array of ${this.length} elements exceeds the input`);
+    if (this.minSize === 0) r.takeZeroSized(this.length, r.pos);
     const out: T[] = [];
     let i = 0;
     try {
@@ -330,6 +338,7 @@ class ArraySchema<T> extends Schema<T[]> {
 class MapSchema<K, V> extends Schema<Map<K, V>> {
   readonly kind = "map";
   override readonly hasChannels: boolean;
+  private minSize = -1;
   constructor(readonly key: Schema<K>, readonly value: Schema<V>) {
     super();
     this.hasChannels = key.hasChannels || value.hasChannels;
@@ -349,7 +358,8 @@ class MapSchema<K, V> extends Schema<Map<K, V>> {
     }
   }
   decode(r: Reader): Map<K, V> {
-    const n = r.length(minEncodedSize(this.key) + minEncodedSize(this.value));
+    if (this.minSize < 0) this.minSize = minEncodedSize(this.key) + minEncodedSize(this.value);
+    const n = readLength(r, this.minSize);
     const out = new Map<K, V>();
     for (let i = 0; i < n; i++) {
       try {
@@ -371,6 +381,7 @@ class MapSchema<K, V> extends Schema<Map<K, V>> {
 class SetSchema<T> extends Schema<Set<T>> {
   readonly kind = "set";
   override readonly hasChannels: boolean;
+  private minSize = -1;
   constructor(readonly element: Schema<T>) {
     super();
     this.hasChannels = element.hasChannels;
@@ -389,7 +400,8 @@ class SetSchema<T> extends Schema<Set<T>> {
     }
   }
   decode(r: Reader): Set<T> {
-    const n = r.length(minEncodedSize(this.element));
+    if (this.minSize < 0) this.minSize = minEncodedSize(this.element);
+    const n = readLength(r, this.minSize);
     const out = new Set<T>();
     for (let i = 0; i < n; i++) {
       try {
@@ -711,13 +723,9 @@ export interface WithBinder {
   channelBinder?: ChannelBinder | undefined;
 }
 
-/** Type-level marker for values of `Tx<T>` / `Rx<T>` (the session defines the runtime classes). */
-export interface TxHandle<T> {
-  readonly __tx: T;
-}
-export interface RxHandle<T> {
-  readonly __rx: T;
-}
+/** Values of `Tx<T>` / `Rx<T>` are the session's channel handles (type-only import: no runtime dependency). */
+export type TxHandle<T> = Tx<T>;
+export type RxHandle<T> = Rx<T>;
 
 export class ChannelSchema<T, H = unknown> extends Schema<H> {
   override readonly hasChannels = true;
@@ -775,22 +783,58 @@ class LazySchema<T> extends Schema<T> {
 
 export const MAX_RECURSION_DEPTH = 256;
 
-/** Smallest number of bytes any value of `s` encodes to (for length checks). */
-export function minEncodedSize(s: Schema<any>): number {
+/**
+ * Smallest number of bytes any value of `s` encodes to (for length checks).
+ * 0 means a zero-sized type: `()`, or structs/tuples/arrays made only of those.
+ * Resolves lazy schemas, so call it at decode time, not while schemas are built.
+ */
+export function minEncodedSize(s: Schema<any>, visiting: Set<Schema<any>> = new Set()): number {
   switch (s.kind) {
     case "unit":
-    case "array":
-    case "tuple":
-    case "struct":
-    case "lazy":
       return 0;
     case "f32":
       return 4;
     case "f64":
       return 8;
+    case "array": {
+      const a = s as ArraySchema<unknown>;
+      return a.length === 0 ? 0 : a.length * minEncodedSize(a.element, visiting);
+    }
+    case "tuple":
+      return sumMinSizes((s as TupleSchema<readonly Schema<any>[]>).elements, visiting);
+    case "struct":
+      return sumMinSizes((s as StructSchema<Fields>).types, visiting);
+    case "lazy": {
+      // A type that contains itself without an Option/List/... in between has
+      // no finite values; any lower bound will do for it.
+      if (visiting.has(s)) return 0;
+      visiting.add(s);
+      try {
+        return minEncodedSize((s as LazySchema<unknown>).target, visiting);
+      } finally {
+        visiting.delete(s);
+      }
+    }
     default:
       return 1;
   }
+}
+
+function sumMinSizes(types: readonly Schema<any>[], visiting: Set<Schema<any>>): number {
+  let sum = 0;
+  for (const t of types) sum += minEncodedSize(t, visiting);
+  return sum;
+}
+
+/**
+ * A collection's length prefix, checked against the input; elements of a
+ * zero-sized type are also charged to the Reader's zero-sized budget.
+ */
+function readLength(r: Reader, minElemSize: number): number {
+  const at = r.pos;
+  const n = r.length(minElemSize);
+  if (minElemSize === 0) r.takeZeroSized(n, at);
+  return n;
 }
 
 // ---------------------------------------------------------------------------

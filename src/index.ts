@@ -1,0 +1,25 @@
+/**
+ * roam for TypeScript — the environment-neutral API (Node and browsers).
+ * Node transports (TCP, Unix, WebSocket server) live in `./node.js`.
+ */
+export * from "./codec/errors.js";
+export { Reader } from "./codec/reader.js";
+export { Writer } from "./codec/writer.js";
+export { cobsEncode, cobsDecode, CobsFrameDecoder } from "./codec/cobs.js";
+export * from "./schema/index.js";
+export { defineService, method, arg, MethodDescriptor, computeMethodId } from "./service/define.js";
+export type { ServiceDescriptor, MethodSpec, ChannelSlot, InferArgs } from "./service/define.js";
+export { kebab } from "./service/kebab.js";
+export * from "./wire/message.js";
+export * from "./session/errors.js";
+export { Link, type LinkOptions, type IncomingConnection } from "./session/link.js";
+export { Connection, type CallOptions, type CallContext, type Dispatcher, type IncomingCall } from "./session/connection.js";
+export { serve, client, ServiceDispatcher, type Client, type Implementation, type ImplementationOf, type ClientOf } from "./session/serve.js";
+export { channel, Tx, Rx } from "./session/channels.js";
+export type { ChannelStats, LevelChange, PressureLevel, PressureThresholds } from "./session/pressure.js";
+export { HelloHandshake, ImplicitHandshake, type HandshakeBackend, type Negotiated } from "./session/handshake.js";
+export type { FlowControlBackend, SendCredit, ReceiveCredit } from "./session/flow.js";
+export type { MessageTransport, TransportSink } from "./session/transport.js";
+export { WebSocketTransport, type WebSocketLike } from "./transport/websocket.js";
+export { connectBrowserWebSocket } from "./transport/browser.js";
+export { DEFAULT_LIMITS } from "./transport/defaults.js";

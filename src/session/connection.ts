@@ -1,0 +1,590 @@
+/**
+ * One (virtual) connection: its request-id space, in-flight calls both ways,
+ * its dispatcher and its channels (core.conn.independence).
+ */
+import { DecodeError, EncodeError } from "../codec/errors.js";
+import { Reader } from "../codec/reader.js";
+import { Writer } from "../codec/writer.js";
+import type { MethodDescriptor, ServiceDescriptor } from "../service/define.js";
+import { RESPONSE_CANCELLED, RESPONSE_INVALID_PAYLOAD, RESPONSE_UNKNOWN_METHOD } from "../service/define.js";
+import type { WithBinder } from "../schema/index.js";
+import {
+  checkMetadataLimits,
+  type CancelMessage,
+  type DataMessage,
+  type Message,
+  type Metadata,
+  type RequestMessage,
+  type ResponseMessage,
+} from "../wire/message.js";
+import { CallChannelBinder, ChannelRegistry, type ChannelHost } from "./channels.js";
+import {
+  CancelledError,
+  ConnectionClosedError,
+  EncodeFailedError,
+  InvalidPayloadError,
+  ProtocolViolation,
+  RemoteHandlerError,
+  ResponseDecodeError,
+  TimeoutError,
+  UnknownMethodError,
+  UserError,
+  type RoamError,
+} from "./errors.js";
+import type { FlowControlBackend } from "./flow.js";
+import type { PressureThresholds } from "./pressure.js";
+
+/** Per-call options accepted by every client method (as a trailing argument). */
+export interface CallOptions {
+  /** Aborting sends Cancel and rejects the call at once with CancelledError. */
+  signal?: AbortSignal;
+  /** Milliseconds to wait for the Response; then Cancel + TimeoutError. */
+  timeout?: number;
+  /** Request metadata (call.metadata.*). */
+  metadata?: Metadata;
+}
+
+/** What a handler sees besides its arguments. */
+export interface CallContext {
+  /** Aborted when the caller cancels or the connection is lost. */
+  readonly signal: AbortSignal;
+  /** The Request's metadata. */
+  readonly metadata: Metadata;
+  /** Metadata to send back with the Response; push entries onto it. */
+  readonly responseMetadata: [string, string | Uint8Array | bigint][];
+  /** The connection the call arrived on (to call back into the caller). */
+  readonly connection: Connection;
+  readonly method: MethodDescriptor;
+  readonly requestId: number;
+}
+
+/** An incoming Request, before any schema is applied (for dispatchers and proxies). */
+export interface IncomingCall {
+  readonly connection: Connection;
+  readonly request: RequestMessage;
+  readonly signal: AbortSignal;
+  /** Sends the Response (once; later calls are ignored). */
+  respond(payload: Uint8Array, metadata?: Metadata, channels?: number[]): void;
+}
+
+/** Handles every Request of a connection. `serve(...)` builds one from a service. */
+export interface Dispatcher {
+  dispatch(call: IncomingCall): void;
+  /** Called when the connection closes (proxies use it to tear down upstream state). */
+  connectionClosed?(connection: Connection, error: RoamError): void;
+  /** Channel messages for ids this dispatcher claimed (proxies only). */
+  channelMessage?(connection: Connection, m: Message & { channelId: number }): boolean;
+}
+
+/** Services the connection's owner (the link) provides. */
+export interface ConnectionOwner {
+  readonly initiator: boolean;
+  readonly maxPayloadSize: number;
+  readonly initialCredit: number;
+  readonly flow: FlowControlBackend;
+  readonly thresholds: PressureThresholds;
+  send(m: Message): void;
+  /** A violation on this connection: Goodbye + close (the owner decides link vs connection). */
+  violation(conn: Connection, v: ProtocolViolation): void;
+  /** Sends Goodbye on this connection and forgets it. */
+  closeConnection(conn: Connection, reason: string): void;
+  /** Hook for unexpected handler failures. */
+  handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void;
+  readonly exposeHandlerErrors: boolean;
+}
+
+interface PendingCall {
+  method: MethodDescriptor;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  binder: CallChannelBinder | null;
+  cleanup: (() => void) | null;
+  /** Cancelled locally: the promise already rejected, the late Response is dropped. */
+  abandoned: boolean;
+}
+
+interface ServingCall {
+  abort: AbortController;
+  responded: boolean;
+  binder: CallChannelBinder | null;
+}
+
+const HANDLER_ERROR_KEY = "roam-error";
+const argWriter = new Writer(16 * 1024);
+
+export class Connection implements ChannelHost {
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly serving = new Map<number, ServingCall>();
+  readonly channels: ChannelRegistry;
+  private closedError: RoamError | null = null;
+  private closeListeners: ((e: RoamError) => void)[] = [];
+  /** Arbitrary per-connection state for applications (e.g. auth info from Connect metadata). */
+  readonly state = new Map<string, unknown>();
+
+  constructor(
+    readonly connId: number,
+    private readonly owner: ConnectionOwner,
+    private dispatcher: Dispatcher | null,
+    /** Metadata from the Connect/Accept exchange (empty for connection 0). */
+    readonly metadata: Metadata = [],
+  ) {
+    this.channels = new ChannelRegistry(this, owner.initiator);
+  }
+
+  // --- ChannelHost ---------------------------------------------------------
+  get maxPayloadSize(): number {
+    return this.owner.maxPayloadSize;
+  }
+  get initialCredit(): number {
+    return this.owner.initialCredit;
+  }
+  get flow(): FlowControlBackend {
+    return this.owner.flow;
+  }
+  get thresholds(): PressureThresholds {
+    return this.owner.thresholds;
+  }
+  sendData(channelId: number, payload: Uint8Array): void {
+    if (this.closedError) return;
+    this.owner.send({ type: "Data", connId: this.connId, channelId, payload });
+  }
+  sendClose(channelId: number): void {
+    if (this.closedError) return;
+    this.owner.send({ type: "Close", connId: this.connId, channelId });
+  }
+  sendReset(channelId: number): void {
+    if (this.closedError) return;
+    this.owner.send({ type: "Reset", connId: this.connId, channelId });
+  }
+  release(channelId: number, how: "closed" | "reset"): void {
+    this.channels.release(channelId, how);
+  }
+
+  // --- state -----------------------------------------------------------------
+
+  get isClosed(): boolean {
+    return this.closedError !== null;
+  }
+
+  /** Number of calls this side is waiting on. */
+  get pendingCalls(): number {
+    return this.pending.size;
+  }
+
+  /** Number of incoming calls being served. */
+  get servingCalls(): number {
+    return this.serving.size;
+  }
+
+  /** Sets or replaces the dispatcher for incoming Requests. */
+  setDispatcher(d: Dispatcher | null): void {
+    this.dispatcher = d;
+  }
+
+  /** Resolves/calls back when the connection closes, with the reason. */
+  onClose(listener: (e: RoamError) => void): void {
+    if (this.closedError) listener(this.closedError);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Sends Goodbye on this connection (graceful when `reason` is empty) and fails what is in flight. */
+  close(reason = ""): void {
+    if (this.closedError) return;
+    this.owner.closeConnection(this, reason);
+  }
+
+  // --- outgoing calls ----------------------------------------------------------
+
+  /**
+   * Calls `method` with `args`. Resolves with the success value; rejects with
+   * UserError for the method's error type, or another RoamError.
+   */
+  call<A extends any[], T, E>(method: MethodDescriptor<A, T, E>, args: A, options?: CallOptions): Promise<T> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(new CancelledError(qualified(method), "local", signal.reason));
+    const metadata = options?.metadata ?? EMPTY;
+    if (metadata.length > 0) {
+      const problem = checkMetadataLimits(metadata);
+      if (problem) return Promise.reject(new EncodeFailedError(`request metadata for ${qualified(method)}`, `${problem} (call.metadata.limits)`));
+    }
+
+    let binder: CallChannelBinder | null = null;
+    const w = argWriter;
+    w.reset();
+    try {
+      if (method.hasChannels) {
+        binder = new CallChannelBinder(this, this.channels);
+        (w as WithBinder).channelBinder = binder;
+      }
+      method.encodeArgs(w, args);
+    } catch (e) {
+      if (binder) for (const tx of binder.senders) tx.fail(new ConnectionClosedError("call not sent", "local"));
+      if (binder) for (const rx of binder.receivers) rx.fail(new ConnectionClosedError("call not sent", "local"));
+      return Promise.reject(
+        new EncodeFailedError(`the arguments of ${qualified(method)}`, e instanceof EncodeError || e instanceof TypeError ? e.message : String(e), e),
+      );
+    } finally {
+      (w as WithBinder).channelBinder = undefined;
+    }
+    if (w.pos > this.owner.maxPayloadSize) {
+      return Promise.reject(
+        new EncodeFailedError(`the arguments of ${qualified(method)}`, `${w.pos} bytes exceeds the negotiated max_payload_size ${this.owner.maxPayloadSize}`),
+      );
+    }
+
+    const requestId = this.nextRequestId++;
+    return new Promise<T>((resolve, reject) => {
+      const pc: PendingCall = { method, resolve: resolve as (v: unknown) => void, reject, binder, cleanup: null, abandoned: false };
+      this.pending.set(requestId, pc);
+      if (signal || options?.timeout !== undefined) this.armCancellation(requestId, pc, signal, options?.timeout);
+      this.owner.send({
+        type: "Request",
+        connId: this.connId,
+        requestId,
+        methodId: method.id,
+        metadata,
+        channels: binder ? binder.ids : NO_IDS,
+        payload: w.view(),
+      });
+    });
+  }
+
+  private armCancellation(requestId: number, pc: PendingCall, signal: AbortSignal | undefined, timeout: number | undefined): void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => this.abandon(requestId, pc, new CancelledError(qualified(pc.method), "local", signal?.reason));
+    if (signal) signal.addEventListener("abort", onAbort, { once: true });
+    if (timeout !== undefined && Number.isFinite(timeout)) {
+      timer = setTimeout(() => this.abandon(requestId, pc, new TimeoutError(qualified(pc.method), timeout)), Math.max(0, timeout));
+    }
+    pc.cleanup = () => {
+      if (signal) signal.removeEventListener("abort", onAbort);
+      if (timer !== undefined) clearTimeout(timer);
+    };
+  }
+
+  /** Rejects now, sends Cancel; the request stays in flight until its Response (call.request-id.cancel-still-in-flight). */
+  private abandon(requestId: number, pc: PendingCall, error: RoamError): void {
+    if (pc.abandoned) return;
+    pc.abandoned = true;
+    pc.cleanup?.();
+    pc.cleanup = null;
+    if (pc.binder) this.failCallChannels(pc.binder, error);
+    pc.reject(error);
+    if (!this.closedError) {
+      this.owner.send({ type: "Cancel", connId: this.connId, requestId });
+      // call.cancel.no-response-required: forget it if no Response ever comes.
+      const t = setTimeout(() => this.pending.get(requestId) === pc && this.pending.delete(requestId), 60_000);
+      t.unref?.();
+    } else {
+      this.pending.delete(requestId);
+    }
+  }
+
+  private failCallChannels(binder: CallChannelBinder, error: RoamError): void {
+    for (const rx of binder.receivers) {
+      if (rx.id !== undefined) this.channels.release(rx.id, "reset");
+      rx.fail(error);
+    }
+    for (const tx of binder.senders) {
+      if (tx.id !== undefined) this.channels.release(tx.id, "reset");
+      tx.fail(error);
+    }
+  }
+
+  private onResponse(m: ResponseMessage): void {
+    const pc = this.pending.get(m.requestId);
+    // call.lifecycle.unknown-request-id: ignore responses we do not wait for.
+    if (pc === undefined) return;
+    this.pending.delete(m.requestId);
+    if (pc.abandoned) return;
+    pc.cleanup?.();
+    if (m.metadata.length > 0) {
+      const problem = checkMetadataLimits(m.metadata);
+      if (problem) throw new ProtocolViolation("call.metadata.limits", `response metadata: ${problem}`, this.connId);
+    }
+    // r[channeling.lifecycle.response-closes-pulls]: our receive ends end here.
+    if (pc.binder) {
+      for (const rx of pc.binder.receivers) {
+        if (rx.id !== undefined) this.channels.release(rx.id, "closed");
+        rx.end();
+      }
+    }
+    const name = qualified(pc.method);
+    let result;
+    try {
+      result = pc.method.decodeResponse(new Reader(m.payload));
+    } catch (e) {
+      if (pc.binder) this.failCallChannels(pc.binder, new ResponseDecodeError(name, e));
+      pc.reject(new ResponseDecodeError(name, e));
+      return;
+    }
+    if (result.ok) {
+      pc.resolve(result.value);
+      return;
+    }
+    const error = result.error;
+    let failure: RoamError;
+    switch (error.tag) {
+      case "User":
+        failure = new UserError(error.value);
+        break;
+      case "UnknownMethod":
+        failure = new UnknownMethodError(name);
+        break;
+      case "InvalidPayload":
+        failure = new InvalidPayloadError(name);
+        break;
+      case "Cancelled": {
+        const remote = m.metadata.find(([k]) => k === HANDLER_ERROR_KEY);
+        failure = remote && typeof remote[1] === "string" ? new RemoteHandlerError(name, remote[1]) : new CancelledError(name, "remote");
+        break;
+      }
+    }
+    // Failed calls burn their channels (channeling.lifecycle.speculative).
+    if (pc.binder) for (const tx of pc.binder.senders) tx.fail(failure);
+    pc.reject(failure);
+  }
+
+  // --- incoming calls ------------------------------------------------------------
+
+  private onRequest(m: RequestMessage): void {
+    if (this.serving.has(m.requestId)) {
+      throw new ProtocolViolation("call.request-id.duplicate-detection", `request id ${m.requestId} is already in flight`, this.connId);
+    }
+    if (m.metadata.length > 0) {
+      const problem = checkMetadataLimits(m.metadata);
+      if (problem) throw new ProtocolViolation("call.metadata.limits", `request metadata: ${problem}`, this.connId);
+    }
+    const abort = new AbortController();
+    const sc: ServingCall = { abort, responded: false, binder: null };
+    this.serving.set(m.requestId, sc);
+    const respond = (payload: Uint8Array, metadata: Metadata = EMPTY, channels: number[] = NO_IDS) => {
+      if (sc.responded) return;
+      sc.responded = true;
+      if (this.serving.get(m.requestId) === sc) this.serving.delete(m.requestId);
+      if (this.closedError) return;
+      this.owner.send({ type: "Response", connId: this.connId, requestId: m.requestId, metadata, channels, payload });
+    };
+    const d = this.dispatcher;
+    if (d === null) {
+      respond(RESPONSE_UNKNOWN_METHOD);
+      return;
+    }
+    d.dispatch({ connection: this, request: m, signal: abort.signal, respond });
+  }
+
+  private onCancel(m: CancelMessage): void {
+    const sc = this.serving.get(m.requestId);
+    if (sc === undefined) return; // already answered: Cancel is advisory
+    sc.abort.abort(new CancelledError("request", "remote"));
+  }
+
+  // --- typed dispatch -------------------------------------------------------------
+
+  /** @internal Runs a typed handler for `call` (used by `serve`). */
+  runHandler(call: IncomingCall, method: MethodDescriptor, handler: (...a: any[]) => unknown): void {
+    const m = call.request;
+    const sc = this.serving.get(m.requestId);
+    let binder: CallChannelBinder | null = null;
+    let args: any[];
+    const r = new Reader(m.payload);
+    try {
+      if (method.hasChannels || m.channels.length > 0) {
+        binder = new CallChannelBinder(this, this.channels, m.channels);
+        (r as WithBinder).channelBinder = binder;
+      }
+      args = method.decodeArgs(r);
+      binder?.checkAllConsumed();
+    } catch (e) {
+      if (binder) this.failCallChannels(binder, new CancelledError(qualified(method), "local"));
+      if (e instanceof ProtocolViolation) throw e;
+      if (e instanceof DecodeError) {
+        call.respond(RESPONSE_INVALID_PAYLOAD);
+        return;
+      }
+      throw e;
+    }
+    if (sc) sc.binder = binder;
+    const responseMetadata: [string, string | Uint8Array | bigint][] = [];
+    const ctx: CallContext = {
+      signal: call.signal,
+      metadata: m.metadata,
+      responseMetadata,
+      connection: this,
+      method,
+      requestId: m.requestId,
+    };
+    const onCancel = () => {
+      // The caller gave up: answer Cancelled now, stop our channels.
+      if (binder) this.failCallChannels(binder, new CancelledError(qualified(method), "remote"));
+      call.respond(RESPONSE_CANCELLED);
+    };
+    call.signal.addEventListener("abort", onCancel, { once: true });
+    let out: unknown;
+    try {
+      out = handler(...args, ctx);
+    } catch (e) {
+      out = Promise.reject(e);
+    }
+    const finish = (value: unknown, thrown: boolean) => {
+      call.signal.removeEventListener("abort", onCancel);
+      if (call.signal.aborted) return;
+      void this.completeHandler(call, method, binder, value, thrown, responseMetadata);
+    };
+    if (out instanceof Promise || (typeof out === "object" && out !== null && typeof (out as PromiseLike<unknown>).then === "function")) {
+      (out as PromiseLike<unknown>).then(
+        (v) => finish(v, false),
+        (e) => finish(e, true),
+      );
+    } else {
+      finish(out, false);
+    }
+  }
+
+  private async completeHandler(
+    call: IncomingCall,
+    method: MethodDescriptor,
+    binder: CallChannelBinder | null,
+    value: unknown,
+    thrown: boolean,
+    responseMetadata: [string, string | Uint8Array | bigint][],
+  ): Promise<void> {
+    const w = new Writer(64);
+    let metadata: Metadata = responseMetadata;
+    try {
+      if (value instanceof UserError) {
+        if (!method.fallible) throw new TypeError(`${qualified(method)} is infallible but its handler produced a UserError`);
+        method.encodeUserError(w, value.error);
+      } else if (thrown) {
+        throw value;
+      } else {
+        method.encodeOk(w, value);
+      }
+    } catch (e) {
+      // Unexpected failure (or a result that does not fit the schema): report it
+      // through the hook and answer Cancelled with a `roam-error` explanation.
+      this.owner.handlerError(e, { method: qualified(method), connId: this.connId, requestId: call.request.requestId });
+      w.reset();
+      w.raw(RESPONSE_CANCELLED);
+      const msg = e instanceof EncodeError ? `the handler's result does not fit the schema: ${e.message}` : this.owner.exposeHandlerErrors ? `${(e as Error)?.name ?? "Error"}: ${(e as Error)?.message ?? String(e)}` : "internal error";
+      metadata = [...responseMetadata, [HANDLER_ERROR_KEY, msg.slice(0, 1024)]];
+      if (binder) {
+        for (const tx of binder.senders) tx.reset();
+      }
+    }
+    if (w.pos > this.owner.maxPayloadSize) {
+      this.owner.handlerError(new EncodeFailedError(`the result of ${qualified(method)}`, `${w.pos} bytes exceeds max_payload_size`), {
+        method: qualified(method),
+        connId: this.connId,
+        requestId: call.request.requestId,
+      });
+      w.reset();
+      w.raw(RESPONSE_CANCELLED);
+      metadata = [[HANDLER_ERROR_KEY, `result of ${w.pos} bytes exceeds the negotiated max_payload_size`]];
+    }
+    const problem = metadata.length > 0 ? checkMetadataLimits(metadata) : undefined;
+    if (problem) {
+      this.owner.handlerError(new EncodeFailedError("response metadata", problem), { method: qualified(method), connId: this.connId, requestId: call.request.requestId });
+      metadata = EMPTY;
+    }
+    // The reference closes the callee's send ends before the Response; values
+    // already passed to send() go first.
+    if (binder && binder.senders.length > 0) {
+      await Promise.all(binder.senders.map((tx) => tx.close()));
+    }
+    call.respond(w.finish(), metadata);
+  }
+
+  // --- routing ------------------------------------------------------------------
+
+  /** @internal Routes one message addressed to this connection. Throws ProtocolViolation. */
+  handle(m: Message): void {
+    switch (m.type) {
+      case "Data":
+        this.onData(m);
+        return;
+      case "Credit":
+        if (this.dispatcher?.channelMessage?.(this, m)) return;
+        this.channels.onCredit(m.channelId, m.bytes);
+        return;
+      case "Request":
+        if (m.payload.length > this.owner.maxPayloadSize) {
+          throw new ProtocolViolation("message.hello.enforcement", `Request payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}`, 0);
+        }
+        this.onRequest(m);
+        return;
+      case "Response":
+        if (m.payload.length > this.owner.maxPayloadSize) {
+          throw new ProtocolViolation("message.hello.enforcement", `Response payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}`, 0);
+        }
+        this.onResponse(m);
+        return;
+      case "Cancel":
+        this.onCancel(m);
+        return;
+      case "Close":
+        if (this.dispatcher?.channelMessage?.(this, m)) return;
+        this.channels.onClose(m.channelId);
+        return;
+      case "Reset":
+        if (this.dispatcher?.channelMessage?.(this, m)) return;
+        this.channels.onReset(m.channelId);
+        return;
+      default:
+        throw new ProtocolViolation("message.conn-id", `${m.type} routed to a connection`, this.connId);
+    }
+  }
+
+  private onData(m: DataMessage): void {
+    if (this.dispatcher?.channelMessage?.(this, m)) return;
+    this.channels.onData(m.channelId, m.payload);
+  }
+
+  /** @internal Fails everything in flight; called once by the owner. */
+  teardown(error: RoamError): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    for (const pc of this.pending.values()) {
+      pc.cleanup?.();
+      if (pc.binder) this.failCallChannels(pc.binder, error);
+      if (!pc.abandoned) pc.reject(error);
+    }
+    this.pending.clear();
+    for (const sc of this.serving.values()) {
+      sc.responded = true;
+      sc.abort.abort(error);
+    }
+    this.serving.clear();
+    this.channels.failAll(error);
+    try {
+      this.dispatcher?.connectionClosed?.(this, error);
+    } catch {
+      // ignore
+    }
+    const ls = this.closeListeners;
+    this.closeListeners = [];
+    for (const l of ls) {
+      try {
+        l(error);
+      } catch {
+        // a listener's failure must not break teardown
+      }
+    }
+  }
+
+  /** The error every call fails with once closed (undefined while open). */
+  get closeReason(): RoamError | undefined {
+    return this.closedError ?? undefined;
+  }
+}
+
+const EMPTY: Metadata = [];
+const NO_IDS: number[] = [];
+
+export function qualified(m: MethodDescriptor): string {
+  return `${m.service}.${m.name}`;
+}
+
+export { ConnectionClosedError };

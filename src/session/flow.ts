@@ -1,0 +1,169 @@
+/**
+ * Flow-control backends (flow.channel.*).
+ *
+ * The session core asks a backend for a per-channel credit object when a
+ * channel opens. The stream/WebSocket backend keeps counters locally and
+ * grants with `Credit` messages; the SHM backend (later) grants through the
+ * shared channel table. The core never knows which one it has.
+ */
+
+/** Sending side of one channel: we may put at most `available` bytes on the wire. */
+export interface SendCredit {
+  /** Bytes we may still send. */
+  readonly available: number;
+  /**
+   * Takes `n` bytes of credit. Returns undefined when taken at once, else a
+   * promise that resolves once they were taken (strict FIFO among callers),
+   * or rejects when `signal` aborts or the channel dies.
+   */
+  acquire(n: number, signal?: AbortSignal): Promise<void> | undefined;
+  /** A Credit message arrived (message-based backends only). */
+  grant(n: number): void;
+  /** The channel ended: fail every waiter with `reason`. */
+  dispose(reason: Error): void;
+}
+
+/** Receiving side of one channel. */
+export interface ReceiveCredit {
+  /** Bytes the sender may still send (from our accounting). */
+  readonly outstanding: number;
+  /** Data of `n` bytes arrived; returns false on a credit overrun. */
+  onData(n: number): boolean;
+  /** The application consumed `n` bytes: the backend may grant more. */
+  onConsumed(n: number): void;
+  dispose(): void;
+}
+
+export interface FlowControlBackend {
+  sender(connId: number, channelId: number, initial: number): SendCredit;
+  receiver(connId: number, channelId: number, initial: number, buffered: () => number): ReceiveCredit;
+}
+
+class Waiter {
+  constructor(
+    readonly n: number,
+    readonly resolve: () => void,
+    readonly reject: (e: Error) => void,
+    readonly cleanup: () => void,
+  ) {}
+}
+
+/** Local counter of send credit, topped up by Credit messages. */
+export class CounterSendCredit implements SendCredit {
+  private credit: number;
+  private waiters: Waiter[] = [];
+  private dead: Error | null = null;
+
+  constructor(initial: number) {
+    this.credit = initial;
+  }
+
+  get available(): number {
+    return this.credit;
+  }
+
+  acquire(n: number, signal?: AbortSignal): Promise<void> | undefined {
+    if (this.dead) return Promise.reject(this.dead);
+    // FIFO: never overtake a waiter.
+    if (this.waiters.length === 0 && this.credit >= n) {
+      this.credit -= n;
+      return undefined;
+    }
+    return new Promise<void>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const w = new Waiter(n, resolve, reject, () => {
+        if (onAbort) signal!.removeEventListener("abort", onAbort);
+      });
+      if (signal) {
+        if (signal.aborted) {
+          reject(abortReason(signal));
+          return;
+        }
+        onAbort = () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(abortReason(signal));
+          this.wake();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  grant(n: number): void {
+    this.credit += n;
+    this.wake();
+  }
+
+  private wake(): void {
+    while (this.waiters.length > 0 && this.waiters[0]!.n <= this.credit) {
+      const w = this.waiters.shift()!;
+      this.credit -= w.n;
+      w.cleanup();
+      w.resolve();
+    }
+  }
+
+  dispose(reason: Error): void {
+    if (this.dead) return;
+    this.dead = reason;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) {
+      w.cleanup();
+      w.reject(reason);
+    }
+  }
+}
+
+export function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error(r === undefined ? "aborted" : String(r));
+}
+
+/**
+ * Receiver accounting with hysteresis: keeps `outstanding + buffered <= window`
+ * and tops the sender back up once less than half the window is in use,
+ * so a slow consumer bounds both the sender and our buffer to the window.
+ */
+export class CounterReceiveCredit implements ReceiveCredit {
+  private remaining: number;
+  constructor(
+    private readonly window: number,
+    private readonly buffered: () => number,
+    private readonly sendGrant: (n: number) => void,
+  ) {
+    this.remaining = window;
+  }
+  get outstanding(): number {
+    return this.remaining;
+  }
+  onData(n: number): boolean {
+    if (n > this.remaining) return false;
+    this.remaining -= n;
+    return true;
+  }
+  onConsumed(_n: number): void {
+    const inUse = this.remaining + this.buffered();
+    if (inUse <= this.window / 2) {
+      const g = this.window - inUse;
+      if (g > 0) {
+        this.remaining += g;
+        this.sendGrant(g);
+      }
+    }
+  }
+  dispose(): void {}
+}
+
+/** Backend for message transports: local counters + `Credit` messages. */
+export class CreditMessageFlowControl implements FlowControlBackend {
+  constructor(private readonly sendCredit: (connId: number, channelId: number, bytes: number) => void) {}
+  sender(_connId: number, _channelId: number, initial: number): SendCredit {
+    return new CounterSendCredit(initial);
+  }
+  receiver(connId: number, channelId: number, initial: number, buffered: () => number): ReceiveCredit {
+    return new CounterReceiveCredit(initial, buffered, (n) => this.sendCredit(connId, channelId, n));
+  }
+}

@@ -1,0 +1,493 @@
+/**
+ * A link: one transport instance carrying connection 0 and any virtual
+ * connections (core.link, core.conn.*). Transport-agnostic: the handshake
+ * and flow-control mechanisms come from backends.
+ */
+import { checkMetadataLimits, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
+import { Connection, type ConnectionOwner, type Dispatcher } from "./connection.js";
+import { ConnectionClosedError, ConnectionRejectedError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
+import { CreditMessageFlowControl, type FlowControlBackend } from "./flow.js";
+import type { HandshakeBackend, Negotiated } from "./handshake.js";
+import { DEFAULT_THRESHOLDS, type PressureThresholds } from "./pressure.js";
+import type { MessageTransport, TransportSink } from "./transport.js";
+
+export interface LinkOptions {
+  /** True for the side that opened the link (odd channel ids). */
+  initiator: boolean;
+  handshake: HandshakeBackend;
+  /** Builds the flow-control backend; default: Credit messages. */
+  flowControl?: (send: (m: Message) => void) => FlowControlBackend;
+  /** Serves incoming calls on connection 0. */
+  dispatcher?: Dispatcher | null;
+  /** Watermarks for channel level events. */
+  thresholds?: Partial<PressureThresholds>;
+  /** Called when a handler throws unexpectedly (default: console.error). */
+  onHandlerError?: (error: unknown, info: { method: string; connId: number; requestId: number }) => void;
+  /** Called for every protocol violation, sent or received (default: none). */
+  onProtocolError?: (info: { rule: string; reason: string; direction: "sent" | "received"; connId: number }) => void;
+  /** Send the handler's exception message to the caller (default true). */
+  exposeHandlerErrors?: boolean;
+  /** How long `connect()` waits for Accept/Reject (default 30 s). */
+  connectTimeoutMs?: number;
+  /** Max Connects waiting for the application to accept (default 128). */
+  acceptBacklog?: number;
+}
+
+/** A Connect received while listening: accept or reject it. */
+export interface IncomingConnection {
+  readonly metadata: Metadata;
+  /** Accepts; the returned connection is usable at once. */
+  accept(dispatcher: Dispatcher | null, metadata?: Metadata): Connection;
+  reject(reason: string, metadata?: Metadata): void;
+}
+
+interface PendingConnect {
+  resolve: (c: Connection) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout>;
+  dispatcher: Dispatcher | null;
+}
+
+export class Link implements ConnectionOwner {
+  readonly initiator: boolean;
+  private negotiated: Negotiated | null = null;
+  private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private readonly connections = new Map<number, Connection>();
+  private readonly recentlyClosed = new Set<number>();
+  private nextConnId = 1;
+  private nextConnectRequestId = 1;
+  private readonly pendingConnects = new Map<number, PendingConnect>();
+  private readonly peerConnectIds = new Set<number>();
+  private listening = false;
+  private backlog: IncomingConnection[] = [];
+  private backlogWaiter: ((v: IteratorResult<IncomingConnection>) => void) | null = null;
+  private autoAccept: ((metadata: Metadata) => Dispatcher | null) | null = null;
+  private closedError: RoamError | null = null;
+  private closeListeners: ((e: RoamError) => void)[] = [];
+  private preHandshake: Message[] = [];
+  readonly root: Connection;
+  readonly flow: FlowControlBackend;
+  readonly thresholds: PressureThresholds;
+  readonly exposeHandlerErrors: boolean;
+
+  constructor(
+    readonly transport: MessageTransport,
+    private readonly options: LinkOptions,
+  ) {
+    this.initiator = options.initiator;
+    this.thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
+    this.exposeHandlerErrors = options.exposeHandlerErrors ?? true;
+    const send = (m: Message) => this.send(m);
+    this.flow = options.flowControl
+      ? options.flowControl(send)
+      : new CreditMessageFlowControl((connId, channelId, bytes) => this.send({ type: "Credit", connId, channelId, bytes }));
+    this.root = new Connection(0, this, options.dispatcher ?? null);
+    this.connections.set(0, this.root);
+  }
+
+  /** Starts the transport and the handshake; resolves when both sides agreed. */
+  start(): Promise<void> {
+    const sink: TransportSink = {
+      message: (m) => this.receive(m),
+      malformed: (rule, detail) => this.linkViolation(new ProtocolViolation(rule, detail, 0), "sent"),
+      closed: (cause) => this.transportClosed(cause),
+    };
+    const ready = this.ready();
+    this.transport.start(sink);
+    if (!this.closedError) {
+      const n = this.options.handshake.start(this.transport);
+      if (n) this.handshakeDone(n);
+    }
+    return ready;
+  }
+
+  /** Resolves once the handshake completed (rejects if the link closed first). */
+  ready(): Promise<void> {
+    if (this.negotiated) return Promise.resolve();
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /** The limits in force (after the handshake). */
+  get limits(): Negotiated {
+    if (!this.negotiated) throw new Error("the handshake has not completed; await link.ready()");
+    return this.negotiated;
+  }
+  get maxPayloadSize(): number {
+    return this.negotiated?.maxPayloadSize ?? 0;
+  }
+  get initialCredit(): number {
+    return this.negotiated?.initialChannelCredit ?? 0;
+  }
+  get isClosed(): boolean {
+    return this.closedError !== null;
+  }
+
+  /** Calls back once when the link closes. */
+  onClose(listener: (e: RoamError) => void): void {
+    if (this.closedError) listener(this.closedError);
+    else this.closeListeners.push(listener);
+  }
+
+  /** Resolves when the link has closed, with the reason. */
+  closed(): Promise<RoamError> {
+    return new Promise((resolve) => this.onClose(resolve));
+  }
+
+  private handshakeDone(n: Negotiated): void {
+    this.negotiated = n;
+    const queued = this.preHandshake;
+    this.preHandshake = [];
+    for (const m of queued) this.transport.send(m);
+    const ws = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of ws) w.resolve();
+  }
+
+  // --- ConnectionOwner ---------------------------------------------------------
+
+  send(m: Message): void {
+    if (this.closedError) return;
+    if (!this.negotiated) {
+      // r[message.hello.ordering]: hold everything until both Hellos; copy the
+      // payload since callers may reuse its buffer.
+      this.preHandshake.push("payload" in m ? { ...m, payload: m.payload.slice() } : m);
+      return;
+    }
+    this.transport.send(m);
+  }
+
+  violation(conn: Connection, v: ProtocolViolation): void {
+    if (conn.connId === 0 || v.connId === 0) this.linkViolation(v, "sent");
+    else this.connectionViolation(conn, v);
+  }
+
+  closeConnection(conn: Connection, reason: string): void {
+    if (conn.connId === 0) {
+      this.close(reason);
+      return;
+    }
+    if (!this.connections.has(conn.connId)) return;
+    this.send({ type: "Goodbye", connId: conn.connId, reason });
+    this.forget(conn, new ConnectionClosedError(reason || undefined, "local"));
+  }
+
+  handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void {
+    const hook = this.options.onHandlerError;
+    if (hook) {
+      try {
+        hook(error, info);
+      } catch {
+        // the hook must not break the link
+      }
+    } else {
+      console.error(`roam: handler for ${info.method} (conn ${info.connId}, request ${info.requestId}) failed:`, error);
+    }
+  }
+
+  // --- virtual connections ----------------------------------------------------------
+
+  /**
+   * Opens a virtual connection (core.conn.open). `dispatcher` serves calls the
+   * peer makes on it. Rejects with ConnectionRejectedError on Reject.
+   */
+  async connect(options: { metadata?: Metadata; dispatcher?: Dispatcher | null; timeoutMs?: number } = {}): Promise<Connection> {
+    await this.ready();
+    if (this.closedError) throw this.closedError;
+    const metadata = options.metadata ?? [];
+    const problem = checkMetadataLimits(metadata);
+    if (problem) throw new EncodeFailedError("Connect metadata", `${problem} (call.metadata.limits)`);
+    const requestId = this.nextConnectRequestId++;
+    const timeoutMs = options.timeoutMs ?? this.options.connectTimeoutMs ?? 30_000;
+    return new Promise<Connection>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pendingConnects.delete(requestId)) {
+          reject(new ConnectionRejectedError(`no Accept or Reject within ${timeoutMs} ms (message.connect.timeout)`, []));
+        }
+      }, timeoutMs);
+      timer.unref?.();
+      this.pendingConnects.set(requestId, { resolve, reject, timer, dispatcher: options.dispatcher ?? null });
+      this.send({ type: "Connect", requestId, metadata });
+    });
+  }
+
+  /**
+   * Starts listening for virtual connections (core.conn.accept-required) and
+   * yields each Connect to accept or reject. Leaving the loop stops listening.
+   */
+  incomingConnections(): AsyncIterableIterator<IncomingConnection> {
+    this.listening = true;
+    const self = this;
+    const it: AsyncIterableIterator<IncomingConnection> = {
+      next(): Promise<IteratorResult<IncomingConnection>> {
+        const c = self.backlog.shift();
+        if (c) return Promise.resolve({ value: c, done: false });
+        if (self.closedError || !self.listening) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => {
+          self.backlogWaiter = resolve;
+        });
+      },
+      async return(): Promise<IteratorResult<IncomingConnection>> {
+        self.stopListening();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+    };
+    return it;
+  }
+
+  /** Accepts every virtual connection, serving it with `dispatcherFor(metadata)`. */
+  acceptConnections(dispatcherFor: (metadata: Metadata) => Dispatcher | null): void {
+    this.listening = true;
+    this.autoAccept = dispatcherFor;
+  }
+
+  /** Stops listening; Connects still queued are rejected. */
+  stopListening(): void {
+    this.listening = false;
+    this.autoAccept = null;
+    const queued = this.backlog;
+    this.backlog = [];
+    for (const c of queued) c.reject("not listening");
+    const w = this.backlogWaiter;
+    this.backlogWaiter = null;
+    w?.({ value: undefined, done: true });
+  }
+
+  /** Live connections (including 0). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private allocateConnId(): number {
+    while (this.connections.has(this.nextConnId) || this.recentlyClosed.has(this.nextConnId)) this.nextConnId++;
+    return this.nextConnId++;
+  }
+
+  private onConnect(m: ConnectMessage): void {
+    const problem = checkMetadataLimits(m.metadata);
+    if (problem) throw new ProtocolViolation("call.metadata.limits", `Connect metadata: ${problem}`, 0);
+    if (this.peerConnectIds.has(m.requestId)) {
+      throw new ProtocolViolation("message.connect.request-id", `Connect request id ${m.requestId} is already in flight`, 0);
+    }
+    const reject = (reason: string, metadata: Metadata = []) => {
+      this.peerConnectIds.delete(m.requestId);
+      this.send({ type: "Reject", requestId: m.requestId, reason, metadata });
+    };
+    if (!this.listening) {
+      reject("not listening");
+      return;
+    }
+    this.peerConnectIds.add(m.requestId);
+    let settled = false;
+    const incoming: IncomingConnection = {
+      metadata: m.metadata,
+      accept: (dispatcher, metadata = []) => {
+        if (settled) throw new Error("this connection request was already accepted or rejected");
+        if (this.closedError) throw this.closedError;
+        settled = true;
+        this.peerConnectIds.delete(m.requestId);
+        const connId = this.allocateConnId();
+        const conn = new Connection(connId, this, dispatcher, m.metadata);
+        this.connections.set(connId, conn);
+        this.send({ type: "Accept", requestId: m.requestId, connId, metadata });
+        return conn;
+      },
+      reject: (reason, metadata = []) => {
+        if (settled) return;
+        settled = true;
+        reject(reason, metadata);
+      },
+    };
+    if (this.autoAccept) {
+      incoming.accept(this.autoAccept(m.metadata));
+      return;
+    }
+    if (this.backlog.length >= (this.options.acceptBacklog ?? 128)) {
+      incoming.reject("backlog full");
+      return;
+    }
+    const w = this.backlogWaiter;
+    if (w) {
+      this.backlogWaiter = null;
+      w({ value: incoming, done: false });
+    } else {
+      this.backlog.push(incoming);
+    }
+  }
+
+  private onAccept(m: AcceptMessage): void {
+    const pc = this.pendingConnects.get(m.requestId);
+    if (m.connId === 0 || this.connections.has(m.connId)) {
+      throw new ProtocolViolation("core.conn.id-allocation", `Accept assigned connection id ${m.connId}, which is ${m.connId === 0 ? "reserved" : "in use"}`, 0);
+    }
+    if (!pc) {
+      // Late Accept for a Connect we gave up on: close that connection again.
+      this.send({ type: "Goodbye", connId: m.connId, reason: "message.connect.timeout: Connect was abandoned" });
+      this.recentlyClosed.add(m.connId);
+      return;
+    }
+    this.pendingConnects.delete(m.requestId);
+    clearTimeout(pc.timer);
+    const problem = checkMetadataLimits(m.metadata);
+    if (problem) throw new ProtocolViolation("call.metadata.limits", `Accept metadata: ${problem}`, 0);
+    const conn = new Connection(m.connId, this, pc.dispatcher, m.metadata);
+    this.connections.set(m.connId, conn);
+    pc.resolve(conn);
+  }
+
+  private onReject(m: RejectMessage): void {
+    const pc = this.pendingConnects.get(m.requestId);
+    if (!pc) return;
+    this.pendingConnects.delete(m.requestId);
+    clearTimeout(pc.timer);
+    pc.reject(new ConnectionRejectedError(m.reason, m.metadata));
+  }
+
+  // --- receiving ----------------------------------------------------------------
+
+  private receive(m: Message): void {
+    if (this.closedError) return;
+    try {
+      if (!this.negotiated) {
+        this.handshakeDone(this.options.handshake.receive(m));
+        return;
+      }
+      switch (m.type) {
+        case "Hello":
+          throw new ProtocolViolation("message.hello.ordering", "Hello received after the handshake", 0);
+        case "Connect":
+          this.onConnect(m);
+          return;
+        case "Accept":
+          this.onAccept(m);
+          return;
+        case "Reject":
+          this.onReject(m);
+          return;
+        case "Goodbye":
+          this.onGoodbye(m.connId, m.reason);
+          return;
+        default: {
+          const conn = this.connections.get(m.connId);
+          if (conn === undefined) {
+            if (this.recentlyClosed.has(m.connId)) return; // crossed our Goodbye
+            throw new ProtocolViolation("message.conn-id", `${m.type} for unknown connection ${m.connId}`, 0);
+          }
+          try {
+            conn.handle(m);
+          } catch (e) {
+            if (e instanceof ProtocolViolation && e.connId !== 0 && conn.connId !== 0) {
+              this.connectionViolation(conn, e);
+              return;
+            }
+            throw e;
+          }
+        }
+      }
+    } catch (e) {
+      if (e instanceof ProtocolViolation) {
+        this.linkViolation(e, "sent");
+        return;
+      }
+      // A bug on our side: do not leave the link half-alive.
+      console.error("roam: internal error while handling a message; closing the link:", e);
+      this.linkViolation(new ProtocolViolation("core.error.connection", `internal error: ${(e as Error)?.message ?? e}`, 0), "sent");
+    }
+  }
+
+  private onGoodbye(connId: number, reason: string): void {
+    if (connId === 0) {
+      // r[message.goodbye.connection-zero]: the whole link ends.
+      this.report({ rule: reason.split(/[:\s]/, 1)[0] ?? "", reason, direction: "received", connId: 0 });
+      this.shutdown(new ConnectionClosedError(reason || undefined, "remote"));
+      this.transport.close();
+      return;
+    }
+    const conn = this.connections.get(connId);
+    if (!conn) return;
+    this.forget(conn, new ConnectionClosedError(reason || undefined, "remote"));
+  }
+
+  private forget(conn: Connection, error: RoamError): void {
+    this.connections.delete(conn.connId);
+    this.recentlyClosed.add(conn.connId);
+    if (this.recentlyClosed.size > 4096) {
+      const first = this.recentlyClosed.values().next().value as number;
+      this.recentlyClosed.delete(first);
+    }
+    conn.teardown(error);
+  }
+
+  private connectionViolation(conn: Connection, v: ProtocolViolation): void {
+    this.report({ rule: v.rule, reason: v.reason, direction: "sent", connId: conn.connId });
+    this.send({ type: "Goodbye", connId: conn.connId, reason: v.reason });
+    this.forget(conn, new ConnectionClosedError(v.reason, "local", v));
+  }
+
+  private linkViolation(v: ProtocolViolation, direction: "sent"): void {
+    if (this.closedError) return;
+    this.report({ rule: v.rule, reason: v.reason, direction, connId: 0 });
+    // The Goodbye goes out even before the handshake completed: the peer
+    // must learn why (e.g. message.hello.unknown-version).
+    this.transport.send({ type: "Goodbye", connId: 0, reason: v.reason });
+    this.transport.flush();
+    this.shutdown(new ConnectionClosedError(v.reason, "local", v));
+    this.transport.close();
+  }
+
+  private report(info: { rule: string; reason: string; direction: "sent" | "received"; connId: number }): void {
+    try {
+      this.options.onProtocolError?.(info);
+    } catch {
+      // ignore hook failures
+    }
+  }
+
+  private transportClosed(cause?: Error): void {
+    if (this.closedError) return;
+    this.shutdown(new ConnectionClosedError(cause?.message, "transport", cause));
+  }
+
+  /** Fails everything and marks the link closed (the transport is closed by the caller). */
+  private shutdown(error: RoamError): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    for (const conn of this.connections.values()) conn.teardown(error);
+    this.connections.clear();
+    for (const pc of this.pendingConnects.values()) {
+      clearTimeout(pc.timer);
+      pc.reject(error);
+    }
+    this.pendingConnects.clear();
+    this.stopListening();
+    const rw = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of rw) w.reject(error);
+    const ls = this.closeListeners;
+    this.closeListeners = [];
+    for (const l of ls) {
+      try {
+        l(error);
+      } catch {
+        // ignore
+      }
+    }
+  }
+
+  /**
+   * Closes the link: Goodbye on connection 0 (empty reason = graceful), then
+   * the transport. Every pending call rejects with ConnectionClosedError.
+   */
+  close(reason = ""): void {
+    if (this.closedError) return;
+    if (this.negotiated) {
+      this.transport.send({ type: "Goodbye", connId: 0, reason });
+      this.transport.flush();
+    }
+    this.shutdown(new ConnectionClosedError(reason || undefined, "local"));
+    this.transport.close();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Typed servers and clients built from a service definition.
+ */
+import type { ClientArgs, ClientError, ClientResult, MethodDescriptor, MethodSpecs, ServiceDescriptor } from "../service/define.js";
+import { RESPONSE_UNKNOWN_METHOD } from "../service/define.js";
+import type { UserError } from "./errors.js";
+import type { CallContext, CallOptions, Connection, Dispatcher, IncomingCall } from "./connection.js";
+
+type Awaitable<T> = T | Promise<T>;
+
+/** What a handler of method M returns: the success value, or `err(e)` for fallible methods. */
+export type HandlerResult<M> = [ClientError<M>] extends [never] ? Awaitable<ClientResult<M>> : Awaitable<ClientResult<M> | UserError<ClientError<M>>>;
+
+/** The implementation of a service: one (async) function per method, arguments then context. */
+export type Implementation<S extends MethodSpecs> = {
+  [K in keyof ServiceDescriptor<S>["methods"]]: (
+    ...args: [...ClientArgs<ServiceDescriptor<S>["methods"][K]>, CallContext]
+  ) => HandlerResult<ServiceDescriptor<S>["methods"][K]>;
+};
+
+/** A client: one method per service method; an optional trailing CallOptions. */
+export type Client<S extends MethodSpecs> = {
+  [K in keyof ServiceDescriptor<S>["methods"]]: (
+    ...args: [...ClientArgs<ServiceDescriptor<S>["methods"][K]>, options?: CallOptions]
+  ) => Promise<ClientResult<ServiceDescriptor<S>["methods"][K]>>;
+};
+
+/** A dispatcher serving one or more services on a connection. */
+export class ServiceDispatcher implements Dispatcher {
+  private readonly table = new Map<bigint, { method: MethodDescriptor; fn: (...a: any[]) => unknown }>();
+
+  /** Adds a service; later services may not reuse method ids. */
+  add<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl: Implementation<S>): this {
+    for (const name of Object.keys(service.methods)) {
+      const method = (service.methods as Record<string, MethodDescriptor>)[name]!;
+      const fn = (impl as Record<string, unknown>)[name];
+      if (typeof fn !== "function") throw new TypeError(`${service.name}.${name} has no handler in the implementation`);
+      if (this.table.has(method.id)) throw new TypeError(`method id ${method.idHex} (${service.name}.${name}) is already served`);
+      this.table.set(method.id, { method, fn: (fn as (...a: any[]) => unknown).bind(impl) });
+    }
+    return this;
+  }
+
+  dispatch(call: IncomingCall): void {
+    const entry = this.table.get(call.request.methodId);
+    if (entry === undefined) {
+      call.respond(RESPONSE_UNKNOWN_METHOD);
+      return;
+    }
+    call.connection.runHandler(call, entry.method, entry.fn);
+  }
+}
+
+/** `serve(Testbed, impl)`: a dispatcher for one service (add more with `.add`). */
+export function serve<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl: Implementation<S>): ServiceDispatcher {
+  return new ServiceDispatcher().add(service, impl);
+}
+
+/**
+ * A typed client for `service` on `connection`:
+ * `const c = client(Testbed, link.root); await c.echo("hi", { timeout: 1000 })`.
+ */
+export function client<S extends MethodSpecs>(service: ServiceDescriptor<S>, connection: Connection): Client<S> {
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(service.methods)) {
+    const method = (service.methods as Record<string, MethodDescriptor>)[name]!;
+    const argc = method.argSchemas.length;
+    out[name] = (...args: unknown[]) => {
+      if (args.length === argc) return connection.call(method, args as any[]);
+      if (args.length === argc + 1) return connection.call(method, args.slice(0, argc) as any[], args[argc] as CallOptions | undefined);
+      return Promise.reject(new TypeError(`${service.name}.${name} takes ${argc} argument(s) (+ optional CallOptions), got ${args.length}`));
+    };
+  }
+  return out as Client<S>;
+}
+
+/** The implementation type of a service descriptor: `const impl: ImplementationOf<typeof Testbed> = {...}`. */
+export type ImplementationOf<D> = D extends ServiceDescriptor<infer S> ? Implementation<S> : never;
+/** The client type of a service descriptor. */
+export type ClientOf<D> = D extends ServiceDescriptor<infer S> ? Client<S> : never;

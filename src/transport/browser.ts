@@ -1,0 +1,29 @@
+/**
+ * Browser entry point: connect to a roam server with the browser's own
+ * WebSocket. Imports nothing from Node.
+ */
+import { Link } from "../session/link.js";
+import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
+import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
+
+export async function connectBrowserWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
+  const Ctor = (globalThis as unknown as { WebSocket?: new (url: string) => WebSocketLike & EventTarget }).WebSocket;
+  if (!Ctor) throw new Error("no global WebSocket in this environment; in Node use connectWebSocket from the node entry point");
+  const ws = new Ctor(url);
+  ws.binaryType = "arraybuffer";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`WebSocket connect to ${url} timed out`)), o.timeoutMs ?? 10_000);
+    ws.addEventListener("open", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+    ws.addEventListener("error", () => {
+      clearTimeout(timer);
+      reject(new Error(`WebSocket connect to ${url} failed`));
+    }, { once: true });
+  });
+  const link = new Link(new WebSocketTransport(ws, { description: `ws ${url}` }), linkOptions(true, o));
+  wireAcceptConnections(link, o);
+  await link.start();
+  return link;
+}

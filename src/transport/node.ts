@@ -1,0 +1,224 @@
+/**
+ * Node entry points: serve and connect over TCP, Unix sockets and WebSocket.
+ *
+ *   const server = await listenTcp({ port: 0, dispatcher: serve(Testbed, impl) });
+ *   const link = await connectTcp({ port: server.port });
+ *   const testbed = client(Testbed, link.root);
+ */
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import { WebSocket, WebSocketServer } from "ws";
+import type { Dispatcher } from "../session/connection.js";
+import { Link } from "../session/link.js";
+import type { MessageTransport } from "../session/transport.js";
+import { frameLimitFor, DEFAULT_LIMITS } from "./defaults.js";
+import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
+import { StreamTransport } from "./stream.js";
+import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
+
+export interface ServerOptions extends PeerOptions {
+  /** Per-link dispatcher (overrides `dispatcher`): e.g. to keep per-client state. */
+  dispatcherFor?: (link: Link) => Dispatcher | null;
+  /** Called for each new link once its handshake completed. */
+  onLink?: (link: Link) => void;
+}
+
+/** A listening roam server; `close()` stops listening and closes every link. */
+export class RoamServer {
+  readonly links = new Set<Link>();
+  private closing = false;
+
+  constructor(
+    private readonly stopListening: () => Promise<void>,
+    readonly address: string,
+    readonly port: number | undefined,
+    readonly path: string | undefined,
+    private readonly options: ServerOptions,
+  ) {}
+
+  /** @internal */
+  adopt(transport: MessageTransport): Link {
+    const o = this.options;
+    const link = new Link(transport, linkOptions(false, o));
+    if (o.dispatcherFor) link.root.setDispatcher(o.dispatcherFor(link));
+    wireAcceptConnections(link, o);
+    this.links.add(link);
+    link.onClose(() => this.links.delete(link));
+    link.start().then(
+      () => o.onLink?.(link),
+      () => {
+        // handshake failed: the link reported it and closed
+      },
+    );
+    if (this.closing) link.close("server shutting down");
+    return link;
+  }
+
+  /** Stops accepting, sends Goodbye on every link and waits for the listener to close. */
+  async close(reason = ""): Promise<void> {
+    this.closing = true;
+    for (const l of [...this.links]) l.close(reason);
+    await this.stopListening();
+  }
+}
+
+function streamTransportFor(socket: net.Socket, o: PeerOptions, description: string): StreamTransport {
+  socket.setNoDelay(true);
+  return new StreamTransport(socket, {
+    maxFrameBytes: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize),
+    description,
+  });
+}
+
+function listenNet(server: net.Server, bind: (cb: () => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    bind(() => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function closeNetServer(server: net.Server | http.Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Serves roam over TCP (COBS framing). `port: 0` picks a free port. */
+export async function listenTcp(o: ServerOptions & { host?: string; port?: number }): Promise<RoamServer> {
+  const host = o.host ?? "127.0.0.1";
+  let rs: RoamServer | null = null;
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, o, `tcp ${socket.remoteAddress}:${socket.remotePort}`)));
+  await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
+  const addr = server.address() as net.AddressInfo;
+  rs = new RoamServer(() => closeNetServer(server), `${host}:${addr.port}`, addr.port, undefined, o);
+  return rs;
+}
+
+/** Serves roam over a Unix domain socket at `path` (a stale socket file is replaced). */
+export async function listenUnix(o: ServerOptions & { path: string }): Promise<RoamServer> {
+  try {
+    if (fs.statSync(o.path).isSocket()) fs.unlinkSync(o.path);
+  } catch {
+    // not there
+  }
+  let rs: RoamServer | null = null;
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, o, `unix ${o.path}`)));
+  await listenNet(server, (cb) => server.listen(o.path, cb));
+  rs = new RoamServer(
+    async () => {
+      await closeNetServer(server);
+      try {
+        fs.unlinkSync(o.path);
+      } catch {
+        // already gone
+      }
+    },
+    o.path,
+    undefined,
+    o.path,
+    o,
+  );
+  return rs;
+}
+
+/**
+ * Serves roam over WebSocket. Pass `server` to share an existing HTTP server
+ * (e.g. one that also serves a web page), else one is created on host/port.
+ */
+export async function listenWebSocket(
+  o: ServerOptions & { host?: string; port?: number; path?: string; server?: http.Server },
+): Promise<RoamServer> {
+  const host = o.host ?? "127.0.0.1";
+  const httpServer = o.server ?? http.createServer((_req, res) => {
+    res.writeHead(426, { "content-type": "text/plain" });
+    res.end("roam: connect with a WebSocket\n");
+  });
+  const ownsServer = !o.server;
+  if (ownsServer) await listenNet(httpServer as unknown as net.Server, (cb) => httpServer.listen(o.port ?? 0, host, cb));
+  const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize) });
+  const addr = httpServer.address() as net.AddressInfo;
+  let rs: RoamServer | null = null;
+  wss.on("connection", (ws, req) => {
+    (ws as unknown as { _socket?: net.Socket })._socket?.setNoDelay(true);
+    rs!.adopt(new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${req.socket.remoteAddress}:${req.socket.remotePort}` }));
+  });
+  rs = new RoamServer(
+    async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      if (ownsServer) await closeNetServer(httpServer);
+    },
+    `ws://${host}:${addr.port}${o.path ?? "/"}`,
+    addr.port,
+    undefined,
+    o,
+  );
+  return rs;
+}
+
+/** Wraps an already-connected Duplex (socket, stdio pair) as the link initiator or acceptor. */
+export async function linkOverStream(stream: net.Socket, o: PeerOptions & { initiator: boolean; description?: string }): Promise<Link> {
+  const t = streamTransportFor(stream, o, o.description ?? "stream");
+  const link = new Link(t, linkOptions(o.initiator, o));
+  wireAcceptConnections(link, o);
+  await link.start();
+  return link;
+}
+
+function connectSocket(opts: net.NetConnectOpts, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(opts);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`connect timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.once("connect", () => {
+      clearTimeout(timer);
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+/** Connects over TCP as the link initiator and completes the Hello exchange. */
+export async function connectTcp(o: PeerOptions & { host?: string; port: number; timeoutMs?: number }): Promise<Link> {
+  const host = o.host ?? "127.0.0.1";
+  const socket = await connectSocket({ host, port: o.port }, o.timeoutMs ?? 10_000);
+  return linkOverStream(socket, { ...o, initiator: true, description: `tcp ${host}:${o.port}` });
+}
+
+/** Connects to a Unix socket as the link initiator. */
+export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: number }): Promise<Link> {
+  const socket = await connectSocket({ path: o.path }, o.timeoutMs ?? 10_000);
+  return linkOverStream(socket, { ...o, initiator: true, description: `unix ${o.path}` });
+}
+
+/** Connects over WebSocket (Node, with `ws`) as the link initiator. */
+export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
+  const ws = new WebSocket(url, { maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize) });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`WebSocket connect to ${url} timed out`));
+    }, o.timeoutMs ?? 10_000);
+    ws.once("open", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  (ws as unknown as { _socket?: net.Socket })._socket?.setNoDelay(true);
+  const link = new Link(new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}` }), linkOptions(true, o));
+  wireAcceptConnections(link, o);
+  await link.start();
+  return link;
+}

@@ -1,0 +1,164 @@
+/**
+ * Byte-stream transport (transport.bytestream.cobs): each message is
+ * postcard-encoded, COBS-encoded and followed by 0x00. Works over any Node
+ * Duplex: TCP and Unix sockets, a child's stdio, a TLS socket.
+ *
+ * Writes are batched: everything sent during one turn of the event loop
+ * leaves in one `write()` (one syscall), however many messages it holds.
+ */
+import type { Duplex } from "node:stream";
+import { CobsFrameDecoder, cobsEncodeInto, cobsMaxEncodedLength } from "../codec/cobs.js";
+import { DecodeError, FramingError } from "../codec/errors.js";
+import { Writer } from "../codec/writer.js";
+import type { MessageTransport, TransportSink } from "../session/transport.js";
+import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
+
+export interface StreamTransportOptions {
+  /** Largest encoded frame accepted before the peer is cut off (default 1 MiB payload + metadata). */
+  maxFrameBytes?: number;
+  /** Outgoing bytes buffered in the socket before `writable()` makes senders wait (default 4 MiB). */
+  highWaterMark?: number;
+  description?: string;
+}
+
+const SMALL_BATCH = 16 * 1024;
+
+export class StreamTransport implements MessageTransport {
+  private sink: TransportSink | null = null;
+  private readonly decoder: CobsFrameDecoder;
+  private readonly scratch = new Writer(64 * 1024);
+  private batch: Buffer;
+  private batchPos = 0;
+  private flushScheduled = false;
+  private closed = false;
+  private failed = false;
+  private readonly highWaterMark: number;
+  private drainWaiters: (() => void)[] = [];
+  readonly description: string;
+
+  constructor(
+    private readonly stream: Duplex,
+    options: StreamTransportOptions = {},
+  ) {
+    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024));
+    this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.batch = Buffer.allocUnsafe(SMALL_BATCH);
+    this.description = options.description ?? "stream";
+  }
+
+  start(sink: TransportSink): void {
+    this.sink = sink;
+    const onFrame = (frame: Uint8Array) => this.onFrame(frame);
+    this.stream.on("data", (chunk: Buffer) => {
+      if (this.failed || this.closed) return;
+      try {
+        this.decoder.push(chunk, onFrame);
+      } catch (e) {
+        this.fail(e);
+      }
+    });
+    this.stream.on("drain", () => this.wakeWriters());
+    this.stream.on("error", () => {
+      // 'close' follows; the error is reported there.
+    });
+    this.stream.on("close", () => {
+      this.closed = true;
+      this.wakeWriters();
+      this.sink?.closed();
+    });
+    this.stream.on("end", () => {
+      // Peer half-closed: we are done too.
+      this.close();
+    });
+  }
+
+  private onFrame(frame: Uint8Array): void {
+    if (this.failed) return;
+    let m: Message;
+    try {
+      m = decodeMessage(frame);
+    } catch (e) {
+      this.fail(e);
+      return;
+    }
+    this.sink!.message(m);
+  }
+
+  private fail(e: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    const sink = this.sink!;
+    if (e instanceof UnknownMessageVariantError) sink.malformed("message.unknown-variant", e.message);
+    else if (e instanceof FramingError || e instanceof DecodeError) sink.malformed("message.decode-error", e.message);
+    else sink.malformed("message.decode-error", String(e));
+  }
+
+  send(m: Message): void {
+    if (this.closed) return;
+    const w = this.scratch;
+    w.reset();
+    encodeMessage(w, m);
+    const raw = w.view();
+    const need = cobsMaxEncodedLength(raw.length) + 1;
+    if (this.batchPos + need > this.batch.length) {
+      if (this.batchPos > 0) this.flush();
+      if (need > this.batch.length) this.batch = Buffer.allocUnsafe(Math.max(need, SMALL_BATCH));
+    }
+    const end = cobsEncodeInto(raw, this.batch, this.batchPos);
+    this.batch[end] = 0;
+    this.batchPos = end + 1;
+    if (this.batchPos >= 256 * 1024) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.scheduledFlush);
+    }
+  }
+
+  private readonly scheduledFlush = () => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  flush(): void {
+    if (this.batchPos === 0 || this.closed) {
+      this.batchPos = 0;
+      return;
+    }
+    const n = this.batchPos;
+    let out: Buffer;
+    if (n >= SMALL_BATCH / 2) {
+      // Large batch: hand the buffer itself to the socket, start a new one.
+      out = this.batch.subarray(0, n);
+      this.batch = Buffer.allocUnsafe(SMALL_BATCH);
+    } else {
+      // Small batch: copy into a pooled buffer and reuse ours.
+      out = Buffer.allocUnsafe(n);
+      this.batch.copy(out, 0, 0, n);
+    }
+    this.batchPos = 0;
+    this.stream.write(out);
+  }
+
+  writable(): Promise<void> | undefined {
+    if (this.closed || this.stream.writableLength < this.highWaterMark) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private wakeWriters(): void {
+    const ws = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of ws) w();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.stream.end();
+    // Make sure no handle outlives the link even if the peer never closes.
+    const t = setTimeout(() => this.stream.destroy(), 2000);
+    t.unref?.();
+    this.stream.once("close", () => clearTimeout(t));
+  }
+}
