@@ -8,7 +8,7 @@ const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * Reader will produce in total. They consume no input, so the input length
  * cannot bound a length prefix like `Vec<()>` of 2^50; this does.
  */
-export const MAX_ZERO_SIZED_ELEMENTS = 1 << 20;
+export const MAX_ZERO_SIZED_ELEMENTS = 1 << 16;
 
 /**
  * Reads postcard values from a byte slice. Every failure throws `DecodeError`

@@ -10,7 +10,7 @@ export async function connectBrowserWebSocket(url: string, o: PeerOptions & { ti
   const Ctor = (globalThis as unknown as { WebSocket?: new (url: string) => WebSocketLike & EventTarget }).WebSocket;
   if (!Ctor) throw new Error("no global WebSocket in this environment; in Node use connectWebSocket from the node entry point");
   const ws = new Ctor(url);
-  ws.binaryType = "arraybuffer";
+  const transport = new WebSocketTransport(ws, { description: `ws ${url}` });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`WebSocket connect to ${url} timed out`)), o.timeoutMs ?? 10_000);
     ws.addEventListener("open", () => {
@@ -22,7 +22,7 @@ export async function connectBrowserWebSocket(url: string, o: PeerOptions & { ti
       reject(new Error(`WebSocket connect to ${url} failed`));
     }, { once: true });
   });
-  const link = new Link(new WebSocketTransport(ws, { description: `ws ${url}` }), linkOptions(true, o));
+  const link = new Link(transport, linkOptions(true, o));
   wireAcceptConnections(link, o);
   await link.start();
   return link;

@@ -202,6 +202,8 @@ export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: n
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
 export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
   const ws = new WebSocket(url, { maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize) });
+  // Attach before 'open' so nothing the server sends right away is missed.
+  const transport = new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}` });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.terminate();
@@ -217,7 +219,7 @@ export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs
     });
   });
   (ws as unknown as { _socket?: net.Socket })._socket?.setNoDelay(true);
-  const link = new Link(new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}` }), linkOptions(true, o));
+  const link = new Link(transport, linkOptions(true, o));
   wireAcceptConnections(link, o);
   await link.start();
   return link;

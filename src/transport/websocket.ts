@@ -48,21 +48,35 @@ export class WebSocketTransport implements MessageTransport {
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024 + 128 * 1024;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.description = options.description ?? "websocket";
-  }
-
-  start(sink: TransportSink): void {
-    this.sink = sink;
-    this.ws.onmessage = (ev) => this.onData(ev.data);
-    this.ws.onclose = () => {
+    // Listen from construction: the peer's Hello may arrive in the same
+    // chunk as the upgrade response, before anyone called start().
+    ws.onmessage = (ev) => this.onData(ev.data);
+    ws.onclose = () => {
       this.closed = true;
-      this.sink?.closed();
+      if (this.sink) this.sink.closed();
+      else this.closedEarly = true;
     };
-    this.ws.onerror = () => {
+    ws.onerror = () => {
       // onclose follows.
     };
   }
 
+  private early: unknown[] = [];
+  private closedEarly = false;
+
+  start(sink: TransportSink): void {
+    this.sink = sink;
+    const early = this.early;
+    this.early = [];
+    for (const d of early) this.onData(d);
+    if (this.closedEarly) sink.closed();
+  }
+
   private onData(data: unknown): void {
+    if (this.sink === null) {
+      if (this.early.length < 1024) this.early.push(data);
+      return;
+    }
     if (this.failed || this.closed) return;
     let bytes: Uint8Array;
     if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
