@@ -91,6 +91,8 @@ export interface ConnectionOwner {
   /** Hook for unexpected handler failures. */
   handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void;
   readonly exposeHandlerErrors: boolean;
+  /** Undefined once the handshake completed, else a promise for it. */
+  handshakePending(): Promise<void> | undefined;
 }
 
 interface PendingCall {
@@ -202,6 +204,9 @@ export class Connection implements ChannelHost {
    */
   call<A extends any[], T, E>(method: MethodDescriptor<A, T, E>, args: A, options?: CallOptions): Promise<T> {
     if (this.closedError) return Promise.reject(this.closedError);
+    const handshake = this.owner.handshakePending();
+    // r[message.hello.ordering]: calls made before the handshake wait for it.
+    if (handshake) return handshake.then(() => this.call(method, args, options));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(new CancelledError(qualified(method), "local", signal.reason));
     const metadata = options?.metadata ?? EMPTY;

@@ -108,6 +108,10 @@ export class Link implements ConnectionOwner {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
+  handshakePending(): Promise<void> | undefined {
+    return this.negotiated ? undefined : this.ready();
+  }
+
   /** The limits in force (after the handshake). */
   get limits(): Negotiated {
     if (!this.negotiated) throw new Error("the handshake has not completed; await link.ready()");
