@@ -1,0 +1,34 @@
+/**
+ * roam Testbed server in its own process, for benchmarks.
+ *   node dist/bench/roam/roam-server.js --transport tcp|unix [--socket /path]
+ * Prints {"ready":true,"addr":...} when listening.
+ */
+import { announceReady, exitWithParent, parseArgs, removeSocketAndDir } from "../lib/harness.js";
+import { serve } from "../../src/session/serve.js";
+import { listenTcp, listenUnix, type RoamServer } from "../../src/transport/node.js";
+import { Testbed } from "../../apps/testbed/testbed.js";
+import { testbedImpl } from "../../apps/testbed/impl.js";
+import { benchImpl, Bench } from "./bench-service.js";
+import { ServiceDispatcher } from "../../src/session/serve.js";
+
+const args = parseArgs(process.argv.slice(2));
+const transport = args["transport"] ?? "tcp";
+const credit = args["credit"] ? Number(args["credit"]) : undefined;
+const dispatcher = new ServiceDispatcher().add(Testbed, testbedImpl).add(Bench, benchImpl);
+void serve;
+
+let server: RoamServer;
+if (transport === "unix") {
+  const p = args["socket"];
+  if (!p) throw new Error("--socket is required for unix");
+  server = await listenUnix({ path: p, dispatcher, initialChannelCredit: credit, maxPayloadSize: 4 * 1024 * 1024 });
+  exitWithParent(async () => {
+    await server.close();
+    removeSocketAndDir(p);
+  });
+  announceReady({ addr: p });
+} else {
+  server = await listenTcp({ port: 0, dispatcher, initialChannelCredit: credit, maxPayloadSize: 4 * 1024 * 1024 });
+  exitWithParent(() => server.close());
+  announceReady({ addr: server.address });
+}
