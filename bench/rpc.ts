@@ -53,11 +53,11 @@ export async function runRpcBench(transports: Transport[] = ["tcp", "unix"]): Pr
           "× raw ping-pong": vsRaw === null ? "" : fmtRatio(ratio(med(rs, "opsPerSec"), vsRaw)),
         });
       };
-      add("raw socket ping-pong 16 B (floor)", "raw ping-pong seq", null, 1);
+      add("raw socket ping-pong 16 B (floor)", "raw ping-pong seq", null, rawSeq);
       add("roam echo, sequential", "roam seq", grpcSeq, rawSeq);
-      add("grpc-js echo, sequential", "grpc seq", 1, rawSeq);
+      add("grpc-js echo, sequential", "grpc seq", grpcSeq, rawSeq);
       add("roam echo, 64 in flight", "roam 64", grpc64, null);
-      add("grpc-js echo, 64 in flight", "grpc 64", 1, null);
+      add("grpc-js echo, 64 in flight", "grpc 64", grpc64, null);
     } finally {
       await Promise.all(servers.map((s) => s.stop()));
     }

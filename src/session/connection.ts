@@ -105,19 +105,84 @@ interface PendingCall {
   abandoned: boolean;
 }
 
-interface ServingCall {
-  abort: AbortController;
-  responded: boolean;
-  binder: CallChannelBinder | null;
+/**
+ * An incoming call being served. Its AbortSignal is created only if someone
+ * asks for it: most handlers never look, and an AbortController per request
+ * was the largest cost of a small call.
+ */
+class ServedCall implements IncomingCall {
+  responded = false;
+  binder: CallChannelBinder | null = null;
+  private cancelReason: unknown = undefined;
+  private cancelled = false;
+  private controller: AbortController | null = null;
+  /** Internal cancellation hook (set by runHandler), cheaper than an event listener. */
+  onCancel: (() => void) | null = null;
+
+  constructor(
+    readonly connection: Connection,
+    readonly request: RequestMessage,
+    private readonly sendResponse: (call: ServedCall, payload: Uint8Array, metadata: Metadata, channels: number[]) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.cancelled) this.controller.abort(this.cancelReason);
+    }
+    return this.controller.signal;
+  }
+
+  get isCancelled(): boolean {
+    return this.cancelled;
+  }
+
+  cancel(reason: unknown): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.cancelReason = reason;
+    this.controller?.abort(reason);
+    const f = this.onCancel;
+    this.onCancel = null;
+    f?.();
+  }
+
+  respond(payload: Uint8Array, metadata: Metadata = EMPTY, channels: number[] = NO_IDS): void {
+    if (this.responded) return;
+    this.responded = true;
+    this.sendResponse(this, payload, metadata, channels);
+  }
+}
+
+/** The context object handed to typed handlers (signal created on first use). */
+class HandlerContext implements CallContext {
+  readonly responseMetadata: [string, string | Uint8Array | bigint][] = [];
+  constructor(
+    private readonly call: ServedCall,
+    readonly method: MethodDescriptor,
+  ) {}
+  get signal(): AbortSignal {
+    return this.call.signal;
+  }
+  get metadata(): Metadata {
+    return this.call.request.metadata;
+  }
+  get connection(): Connection {
+    return this.call.connection;
+  }
+  get requestId(): number {
+    return this.call.request.requestId;
+  }
 }
 
 const HANDLER_ERROR_KEY = "roam-error";
 const argWriter = new Writer(16 * 1024);
+const responseWriter = new Writer(16 * 1024);
 
 export class Connection implements ChannelHost {
   private nextRequestId = 1;
   private readonly pending = new Map<number, PendingCall>();
-  private readonly serving = new Map<number, ServingCall>();
+  private readonly serving = new Map<number, ServedCall>();
   readonly channels: ChannelRegistry;
   private closedError: RoamError | null = null;
   private closeListeners: ((e: RoamError) => void)[] = [];
@@ -362,36 +427,35 @@ export class Connection implements ChannelHost {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `request metadata: ${problem}`, this.connId);
     }
-    const abort = new AbortController();
-    const sc: ServingCall = { abort, responded: false, binder: null };
+    const sc = new ServedCall(this, m, this.sendResponse);
     this.serving.set(m.requestId, sc);
-    const respond = (payload: Uint8Array, metadata: Metadata = EMPTY, channels: number[] = NO_IDS) => {
-      if (sc.responded) return;
-      sc.responded = true;
-      if (this.serving.get(m.requestId) === sc) this.serving.delete(m.requestId);
-      if (this.closedError) return;
-      this.owner.send({ type: "Response", connId: this.connId, requestId: m.requestId, metadata, channels, payload });
-    };
     const d = this.dispatcher;
     if (d === null) {
-      respond(RESPONSE_UNKNOWN_METHOD);
+      sc.respond(RESPONSE_UNKNOWN_METHOD);
       return;
     }
-    d.dispatch({ connection: this, request: m, signal: abort.signal, respond });
+    d.dispatch(sc);
   }
+
+  private readonly sendResponse = (sc: ServedCall, payload: Uint8Array, metadata: Metadata, channels: number[]): void => {
+    const id = sc.request.requestId;
+    if (this.serving.get(id) === sc) this.serving.delete(id);
+    if (this.closedError) return;
+    this.owner.send({ type: "Response", connId: this.connId, requestId: id, metadata, channels, payload });
+  };
 
   private onCancel(m: CancelMessage): void {
     const sc = this.serving.get(m.requestId);
     if (sc === undefined) return; // already answered: Cancel is advisory
-    sc.abort.abort(new CancelledError("request", "remote"));
+    sc.cancel(new CancelledError("request", "remote"));
   }
 
   // --- typed dispatch -------------------------------------------------------------
 
   /** @internal Runs a typed handler for `call` (used by `serve`). */
-  runHandler(call: IncomingCall, method: MethodDescriptor, handler: (...a: any[]) => unknown): void {
+  runHandler(incoming: IncomingCall, method: MethodDescriptor, handler: (...a: any[]) => unknown): void {
+    const call = incoming as ServedCall;
     const m = call.request;
-    const sc = this.serving.get(m.requestId);
     let binder: CallChannelBinder | null = null;
     let args: any[];
     const r = new Reader(m.payload);
@@ -411,53 +475,44 @@ export class Connection implements ChannelHost {
       }
       throw e;
     }
-    if (sc) sc.binder = binder;
-    const responseMetadata: [string, string | Uint8Array | bigint][] = [];
-    const ctx: CallContext = {
-      signal: call.signal,
-      metadata: m.metadata,
-      responseMetadata,
-      connection: this,
-      method,
-      requestId: m.requestId,
-    };
-    const onCancel = () => {
+    call.binder = binder;
+    const ctx = new HandlerContext(call, method);
+    call.onCancel = () => {
       // The caller gave up: answer Cancelled now, stop our channels.
       if (binder) this.failCallChannels(binder, new CancelledError(qualified(method), "remote"));
       call.respond(RESPONSE_CANCELLED);
     };
-    call.signal.addEventListener("abort", onCancel, { once: true });
     let out: unknown;
     try {
       out = handler(...args, ctx);
     } catch (e) {
-      out = Promise.reject(e);
+      this.completeHandler(call, method, binder, e, true, ctx.responseMetadata);
+      return;
     }
-    const finish = (value: unknown, thrown: boolean) => {
-      call.signal.removeEventListener("abort", onCancel);
-      if (call.signal.aborted) return;
-      void this.completeHandler(call, method, binder, value, thrown, responseMetadata);
-    };
-    if (out instanceof Promise || (typeof out === "object" && out !== null && typeof (out as PromiseLike<unknown>).then === "function")) {
+    if (typeof out === "object" && out !== null && typeof (out as PromiseLike<unknown>).then === "function") {
       (out as PromiseLike<unknown>).then(
-        (v) => finish(v, false),
-        (e) => finish(e, true),
+        (v) => this.completeHandler(call, method, binder, v, false, ctx.responseMetadata),
+        (e) => this.completeHandler(call, method, binder, e, true, ctx.responseMetadata),
       );
     } else {
-      finish(out, false);
+      this.completeHandler(call, method, binder, out, false, ctx.responseMetadata);
     }
   }
 
-  private async completeHandler(
-    call: IncomingCall,
+  private completeHandler(
+    call: ServedCall,
     method: MethodDescriptor,
     binder: CallChannelBinder | null,
     value: unknown,
     thrown: boolean,
     responseMetadata: [string, string | Uint8Array | bigint][],
-  ): Promise<void> {
-    const w = new Writer(64);
+  ): void {
+    call.onCancel = null;
+    if (call.isCancelled || call.responded) return;
+    const w = responseWriter;
+    w.reset();
     let metadata: Metadata = responseMetadata;
+    const info = () => ({ method: qualified(method), connId: this.connId, requestId: call.request.requestId });
     try {
       if (value instanceof UserError) {
         if (!method.fallible) throw new TypeError(`${qualified(method)} is infallible but its handler produced a UserError`);
@@ -470,36 +525,39 @@ export class Connection implements ChannelHost {
     } catch (e) {
       // Unexpected failure (or a result that does not fit the schema): report it
       // through the hook and answer Cancelled with a `roam-error` explanation.
-      this.owner.handlerError(e, { method: qualified(method), connId: this.connId, requestId: call.request.requestId });
+      this.owner.handlerError(e, info());
       w.reset();
       w.raw(RESPONSE_CANCELLED);
-      const msg = e instanceof EncodeError ? `the handler's result does not fit the schema: ${e.message}` : this.owner.exposeHandlerErrors ? `${(e as Error)?.name ?? "Error"}: ${(e as Error)?.message ?? String(e)}` : "internal error";
+      const msg =
+        e instanceof EncodeError
+          ? `the handler's result does not fit the schema: ${e.message}`
+          : this.owner.exposeHandlerErrors
+            ? `${(e as Error)?.name ?? "Error"}: ${(e as Error)?.message ?? String(e)}`
+            : "internal error";
       metadata = [...responseMetadata, [HANDLER_ERROR_KEY, msg.slice(0, 1024)]];
-      if (binder) {
-        for (const tx of binder.senders) tx.reset();
-      }
+      if (binder) for (const tx of binder.senders) tx.reset();
     }
     if (w.pos > this.owner.maxPayloadSize) {
-      this.owner.handlerError(new EncodeFailedError(`the result of ${qualified(method)}`, `${w.pos} bytes exceeds max_payload_size`), {
-        method: qualified(method),
-        connId: this.connId,
-        requestId: call.request.requestId,
-      });
+      const size = w.pos;
+      this.owner.handlerError(new EncodeFailedError(`the result of ${qualified(method)}`, `${size} bytes exceeds max_payload_size`), info());
       w.reset();
       w.raw(RESPONSE_CANCELLED);
-      metadata = [[HANDLER_ERROR_KEY, `result of ${w.pos} bytes exceeds the negotiated max_payload_size`]];
+      metadata = [[HANDLER_ERROR_KEY, `result of ${size} bytes exceeds the negotiated max_payload_size`]];
     }
     const problem = metadata.length > 0 ? checkMetadataLimits(metadata) : undefined;
     if (problem) {
-      this.owner.handlerError(new EncodeFailedError("response metadata", problem), { method: qualified(method), connId: this.connId, requestId: call.request.requestId });
+      this.owner.handlerError(new EncodeFailedError("response metadata", problem), info());
       metadata = EMPTY;
     }
     // The reference closes the callee's send ends before the Response; values
     // already passed to send() go first.
     if (binder && binder.senders.length > 0) {
-      await Promise.all(binder.senders.map((tx) => tx.close()));
+      const payload = w.finish();
+      void Promise.all(binder.senders.map((tx) => tx.close())).then(() => call.respond(payload, metadata));
+      return;
     }
-    call.respond(w.finish(), metadata);
+    // Transports encode synchronously: the shared writer's view is safe here.
+    call.respond(w.view(), metadata);
   }
 
   // --- routing ------------------------------------------------------------------
@@ -559,7 +617,7 @@ export class Connection implements ChannelHost {
     this.pending.clear();
     for (const sc of this.serving.values()) {
       sc.responded = true;
-      sc.abort.abort(error);
+      sc.cancel(error);
     }
     this.serving.clear();
     this.channels.failAll(error);
