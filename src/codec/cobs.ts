@@ -29,9 +29,12 @@ export function cobsEncodeInto(src: Uint8Array, dst: Uint8Array, at: number): nu
     if (blockEnd - i > 254) blockEnd = i + 254;
     const len = blockEnd - i;
     dst[out++] = len + 1;
-    if (len > 0) {
+    if (len > SHORT_BLOCK) {
       dst.set(src.subarray(i, blockEnd), out);
       out += len;
+    } else {
+      // Short blocks: a plain loop beats creating a subarray.
+      for (let k = i; k < blockEnd; k++) dst[out++] = src[k]!;
     }
     if (len === 254) {
       // Full block (code 0xFF): it carries no implicit zero, so a zero right
@@ -60,23 +63,30 @@ export function cobsEncode(src: Uint8Array): Uint8Array {
  */
 export function cobsDecode(src: Uint8Array): Uint8Array {
   const n = src.length;
+  // One native scan for a stray zero instead of one per block.
+  const zero = src.indexOf(0);
+  if (zero !== -1) throw new FramingError(`COBS: zero byte inside frame at offset ${zero}`);
   const dst = new Uint8Array(n); // decoded is never longer than encoded
   let out = 0;
   let i = 0;
   while (i < n) {
     const code = src[i]!;
-    if (code === 0) throw new FramingError(`COBS: zero byte inside frame at offset ${i}`);
     const blockEnd = i + code;
     if (blockEnd > n) throw new FramingError(`COBS: block at offset ${i} runs past the end of the frame`);
-    const block = src.subarray(i + 1, blockEnd);
-    if (block.indexOf(0) !== -1) throw new FramingError(`COBS: zero byte inside frame block at offset ${i}`);
-    dst.set(block, out);
-    out += code - 1;
+    if (code - 1 > SHORT_BLOCK) {
+      dst.set(src.subarray(i + 1, blockEnd), out);
+      out += code - 1;
+    } else {
+      for (let k = i + 1; k < blockEnd; k++) dst[out++] = src[k]!;
+    }
     i = blockEnd;
     if (code !== 0xff && i < n) dst[out++] = 0;
   }
   return dst.subarray(0, out);
 }
+
+/** Blocks up to this length are copied with a loop rather than a native call. */
+const SHORT_BLOCK = 24;
 
 /**
  * Incremental frame splitter + decoder for a byte stream.

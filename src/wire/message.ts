@@ -117,6 +117,21 @@ function writeIdList(w: Writer, ids: readonly number[]): void {
   for (const id of ids) w.varint(id);
 }
 
+// Method ids are full 64-bit hashes: cache their varint bytes (bounded).
+const methodIdCache = new Map<bigint, Uint8Array>();
+function writeMethodId(w: Writer, id: bigint): void {
+  let b = methodIdCache.get(id);
+  if (b === undefined) {
+    checkU64(id);
+    const tmp = new Writer(16);
+    tmp.varintBig(id);
+    b = tmp.finish();
+    if (methodIdCache.size >= 4096) methodIdCache.clear();
+    methodIdCache.set(id, b);
+  }
+  w.raw(b);
+}
+
 /** Appends the postcard encoding of `m` to `w`. */
 export function encodeMessage(w: Writer, m: Message): void {
   w.u8(DISCRIMINANT[m.type]);
@@ -134,7 +149,7 @@ export function encodeMessage(w: Writer, m: Message): void {
     case "Request":
       w.varint(m.connId);
       w.varint(m.requestId);
-      w.varintBig(m.methodId);
+      writeMethodId(w, m.methodId);
       writeMetadata(w, m.metadata);
       writeIdList(w, m.channels);
       w.bytes(m.payload);
