@@ -23,3 +23,4 @@ export type { MessageTransport, TransportSink } from "./session/transport.js";
 export { WebSocketTransport, type WebSocketLike } from "./transport/websocket.js";
 export { connectBrowserWebSocket } from "./transport/browser.js";
 export { DEFAULT_LIMITS } from "./transport/defaults.js";
+export { ForwardingDispatcher, LateBoundForwarder, type ForwarderStats } from "./proxy/forward.js";

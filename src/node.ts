@@ -13,3 +13,4 @@ export {
   type ServerOptions,
 } from "./transport/node.js";
 export type { PeerOptions } from "./transport/link-options.js";
+export { tunnel, pumpDuplex, type Tunnel, type TunnelEnds, type PumpOptions, type PumpResult } from "./tunnel/tunnel.js";

@@ -18,14 +18,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { WebSocket } from "ws";
-
 import {
   CancelledError,
-  DEFAULT_LIMITS,
-  HelloHandshake,
-  Link,
-  WebSocketTransport,
   ServiceDispatcher,
   TimeoutError,
   UserError,
@@ -33,6 +27,7 @@ import {
   client,
   connectTcp,
   connectUnix,
+  connectWebSocket,
   defineService,
   listenTcp,
   listenUnix,
@@ -44,9 +39,9 @@ import {
   type Connection,
   type Dispatcher,
   type ImplementationOf,
+  type Link,
   type Metadata,
   type RoamServer,
-  type WebSocketLike,
 } from "../../src/node.js";
 import { Testbed } from "../testbed/testbed.js";
 import { testbedImpl } from "../testbed/impl.js";
@@ -231,48 +226,6 @@ function acceptConnections(_metadata: Metadata): Dispatcher {
 
 // ---------------------------------------------------------------------------
 // Transports
-
-/**
- * Connects over WebSocket as the link initiator.
- *
- * Workaround: `connectWebSocket` (src/transport/node.ts) awaits the `open`
- * event and only then attaches the transport, but `ws` delivers a frame that
- * arrived together with the 101 response on process.nextTick, before that
- * await resumes; the server's Hello is then dropped and the handshake waits
- * forever. Attaching the transport synchronously inside the `open` listener
- * avoids the gap. Switch back to `connectWebSocket(url)` once it is fixed.
- */
-function connectWs(url: string, timeoutMs = 10_000): Promise<Link> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    let link: Link | undefined;
-    const timer = setTimeout(() => {
-      if (link) link.close("handshake timed out");
-      else ws.terminate();
-      reject(new Error(`WebSocket connect to ${url} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    ws.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    ws.once("open", () => {
-      link = new Link(new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}` }), {
-        initiator: true,
-        handshake: new HelloHandshake(DEFAULT_LIMITS),
-      });
-      link.start().then(
-        () => {
-          clearTimeout(timer);
-          resolve(link!);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      );
-    });
-  });
-}
 
 interface Transport {
   readonly name: string;
@@ -488,7 +441,7 @@ async function main(): Promise<number> {
     };
     await add("tcp", `tcp://${tcp.address}`, () => connectTcp({ host: "127.0.0.1", port: tcp.port! }));
     await add("unix", `unix://${unix.path}`, () => connectUnix({ path: unix.path! }));
-    await add("ws", ws.address, () => connectWs(ws.address));
+    await add("ws", ws.address, () => connectWebSocket(ws.address, { timeoutMs: 10_000 }));
 
     console.log(c.bold("roam demo") + c.dim(" — embedded Testbed servers (wire v2)"));
     for (const tr of transports) console.log(`  ${pad(tr.name, 5)} ${c.cyan(tr.address)}`);

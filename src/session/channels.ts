@@ -21,6 +21,8 @@ export interface ChannelHost {
   readonly flow: FlowControlBackend;
   readonly thresholds: PressureThresholds;
   sendData(channelId: number, payload: Uint8Array): void;
+  /** Undefined while the transport can take more, else resolves once it drained below its high-water mark. */
+  writable(): Promise<void> | undefined;
   sendClose(channelId: number): void;
   sendReset(channelId: number): void;
   /** The channel is finished locally; forget it (ids stay burned). */
@@ -29,6 +31,14 @@ export interface ChannelHost {
 
 const scratch = new Writer(64 * 1024);
 const MAX_PENDING_SENDS = 1 << 16;
+/** A sender that never had to wait still yields to the event loop this often, so I/O (Cancel, Credit, other calls) is never starved. */
+const YIELD_EVERY_SENDS = 256;
+const YIELD_EVERY_BYTES = 256 * 1024;
+
+const yieldToEventLoop: () => Promise<void> =
+  typeof setImmediate === "function"
+    ? () => new Promise<void>((resolve) => setImmediate(resolve))
+    : () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 interface TxBinding {
   host: ChannelHost;
@@ -54,6 +64,8 @@ export class Tx<T> {
   private gauge: PressureGauge | null = null;
   private totalBytes = 0;
   private totalValues = 0;
+  private sendsSinceYield = 0;
+  private bytesSinceYield = 0;
 
   /** The channel id once bound to a call (for logs; users need not care). */
   get id(): number | undefined {
@@ -127,6 +139,21 @@ export class Tx<T> {
       this.totalBytes += n;
       this.totalValues++;
       this.updateGauge();
+      // Transport backpressure (socket buffer over its high-water mark), and a
+      // periodic yield for senders that never had to wait for credit.
+      const drained = b.host.writable();
+      if (drained !== undefined) {
+        await drained;
+        this.sendsSinceYield = 0;
+        this.bytesSinceYield = 0;
+      } else if (wait !== undefined) {
+        this.sendsSinceYield = 0;
+        this.bytesSinceYield = 0;
+      } else if (++this.sendsSinceYield >= YIELD_EVERY_SENDS || (this.bytesSinceYield += n) >= YIELD_EVERY_BYTES) {
+        this.sendsSinceYield = 0;
+        this.bytesSinceYield = 0;
+        await yieldToEventLoop();
+      }
     } finally {
       this.pending--;
       if (this.pending === 0 && this.currentState() === "closing") this.finishClose();
@@ -490,6 +517,19 @@ class RecentIds {
 }
 
 /**
+ * Receives the messages of a channel claimed without a schema (proxies):
+ * payloads are passed through undecoded.
+ */
+export interface RawChannelSink {
+  data(payload: Uint8Array): void;
+  close(): void;
+  reset(): void;
+  credit(bytes: number): void;
+  /** The connection ended. */
+  fail(error: RoamError): void;
+}
+
+/**
  * Live channels of one connection and the routing of channel messages.
  * Violations throw ProtocolViolation (the connection turns them into Goodbye).
  */
@@ -498,6 +538,8 @@ export class ChannelRegistry {
   readonly incoming = new Map<number, Rx<any>>();
   /** Channels we send on (Credit arrives). */
   readonly outgoing = new Map<number, Tx<any>>();
+  /** Channels handled raw (forwarding proxy): both directions, payloads undecoded. */
+  readonly claimed = new Map<number, RawChannelSink>();
   private readonly recent = new RecentIds(4096);
   private nextId: number;
   /** Highest id the peer allocated (ids at or below it were opened at some point). */
@@ -544,7 +586,13 @@ export class ChannelRegistry {
   release(id: number, how: "closed" | "reset"): void {
     this.incoming.delete(id);
     this.outgoing.delete(id);
+    this.claimed.delete(id);
     this.recent.add(id, how);
+  }
+
+  /** Routes every message of channel `id` to `sink` until released. */
+  claim(id: number, sink: RawChannelSink): void {
+    this.claimed.set(id, sink);
   }
 
   private wasOpened(id: number): boolean {
@@ -557,6 +605,14 @@ export class ChannelRegistry {
   }
 
   onData(id: number, payload: Uint8Array): void {
+    const raw = this.claimed.get(id);
+    if (raw !== undefined) {
+      if (payload.length > this.host.maxPayloadSize) {
+        throw new ProtocolViolation("channeling.data.size-limit", `${payload.length} byte element on channel ${id} (max ${this.host.maxPayloadSize})`, this.host.connId);
+      }
+      raw.data(payload);
+      return;
+    }
     const rx = this.incoming.get(id);
     if (rx !== undefined) {
       if (payload.length > this.host.maxPayloadSize) {
@@ -578,6 +634,11 @@ export class ChannelRegistry {
   }
 
   onClose(id: number): void {
+    const raw = this.claimed.get(id);
+    if (raw !== undefined) {
+      raw.close();
+      return;
+    }
     const rx = this.incoming.get(id);
     if (rx !== undefined) {
       this.incoming.delete(id);
@@ -601,6 +662,11 @@ export class ChannelRegistry {
   }
 
   onReset(id: number): void {
+    const raw = this.claimed.get(id);
+    if (raw !== undefined) {
+      raw.reset();
+      return;
+    }
     const rx = this.incoming.get(id);
     if (rx !== undefined) {
       this.incoming.delete(id);
@@ -621,6 +687,11 @@ export class ChannelRegistry {
   }
 
   onCredit(id: number, bytes: number): void {
+    const raw = this.claimed.get(id);
+    if (raw !== undefined) {
+      raw.credit(bytes);
+      return;
+    }
     const tx = this.outgoing.get(id);
     if (tx !== undefined) {
       tx.grant(bytes);
@@ -638,8 +709,11 @@ export class ChannelRegistry {
   failAll(error: RoamError): void {
     for (const rx of this.incoming.values()) rx.fail(error);
     for (const tx of this.outgoing.values()) tx.fail(error);
+    const raws = [...this.claimed.values()];
     this.incoming.clear();
     this.outgoing.clear();
+    this.claimed.clear();
+    for (const r of raws) r.fail(error);
   }
 }
 

@@ -72,8 +72,6 @@ export interface Dispatcher {
   dispatch(call: IncomingCall): void;
   /** Called when the connection closes (proxies use it to tear down upstream state). */
   connectionClosed?(connection: Connection, error: RoamError): void;
-  /** Channel messages for ids this dispatcher claimed (proxies only). */
-  channelMessage?(connection: Connection, m: Message & { channelId: number }): boolean;
 }
 
 /** Services the connection's owner (the link) provides. */
@@ -93,16 +91,26 @@ export interface ConnectionOwner {
   readonly exposeHandlerErrors: boolean;
   /** Undefined once the handshake completed, else a promise for it. */
   handshakePending(): Promise<void> | undefined;
+  /** Transport backpressure: undefined when it can take more. */
+  writable(): Promise<void> | undefined;
 }
 
 interface PendingCall {
-  method: MethodDescriptor;
-  resolve: (v: unknown) => void;
+  /** For error messages: `Service.method`, or the hex method id for raw calls. */
+  name: string;
+  /** Completes the call from its Response. */
+  onResponse: (m: ResponseMessage) => void;
   reject: (e: unknown) => void;
   binder: CallChannelBinder | null;
   cleanup: (() => void) | null;
   /** Cancelled locally: the promise already rejected, the late Response is dropped. */
   abandoned: boolean;
+}
+
+/** Options of a schema-less call (proxies, tools). */
+export interface RawCallOptions extends CallOptions {
+  /** Channel ids for Request.channels (already allocated/claimed by the caller). */
+  channels?: number[];
 }
 
 /**
@@ -216,6 +224,9 @@ export class Connection implements ChannelHost {
     if (this.closedError) return;
     this.owner.send({ type: "Data", connId: this.connId, channelId, payload });
   }
+  writable(): Promise<void> | undefined {
+    return this.closedError ? undefined : this.owner.writable();
+  }
   sendClose(channelId: number): void {
     if (this.closedError) return;
     this.owner.send({ type: "Close", connId: this.connId, channelId });
@@ -306,7 +317,14 @@ export class Connection implements ChannelHost {
 
     const requestId = this.nextRequestId++;
     return new Promise<T>((resolve, reject) => {
-      const pc: PendingCall = { method, resolve: resolve as (v: unknown) => void, reject, binder, cleanup: null, abandoned: false };
+      const pc: PendingCall = {
+        name: qualified(method),
+        onResponse: (resp) => this.completeTyped(pc, method, resp, resolve as (v: unknown) => void),
+        reject,
+        binder,
+        cleanup: null,
+        abandoned: false,
+      };
       this.pending.set(requestId, pc);
       if (signal || options?.timeout !== undefined) this.armCancellation(requestId, pc, signal, options?.timeout);
       this.owner.send({
@@ -321,12 +339,50 @@ export class Connection implements ChannelHost {
     });
   }
 
+  /**
+   * A schema-less call: sends `payload` as-is and resolves with the peer's
+   * Response message (whatever its outcome). Used by the forwarding proxy.
+   */
+  callRaw(methodId: bigint, payload: Uint8Array, options: RawCallOptions = {}): Promise<ResponseMessage> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const handshake = this.owner.handshakePending();
+    if (handshake) return handshake.then(() => this.callRaw(methodId, payload, options));
+    const name = `method 0x${methodId.toString(16).padStart(16, "0")}`;
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new CancelledError(name, "local", signal.reason));
+    const metadata = options.metadata ?? EMPTY;
+    if (metadata.length > 0) {
+      const problem = checkMetadataLimits(metadata);
+      if (problem) return Promise.reject(new EncodeFailedError(`request metadata for ${name}`, `${problem} (call.metadata.limits)`));
+    }
+    if (payload.length > this.owner.maxPayloadSize) {
+      return Promise.reject(new EncodeFailedError(`the arguments of ${name}`, `${payload.length} bytes exceeds the negotiated max_payload_size ${this.owner.maxPayloadSize}`));
+    }
+    const requestId = this.nextRequestId++;
+    return new Promise<ResponseMessage>((resolve, reject) => {
+      const pc: PendingCall = {
+        name,
+        onResponse: (resp) => {
+          pc.cleanup?.();
+          resolve(resp);
+        },
+        reject,
+        binder: null,
+        cleanup: null,
+        abandoned: false,
+      };
+      this.pending.set(requestId, pc);
+      if (signal || options.timeout !== undefined) this.armCancellation(requestId, pc, signal, options.timeout);
+      this.owner.send({ type: "Request", connId: this.connId, requestId, methodId, metadata, channels: options.channels ?? NO_IDS, payload });
+    });
+  }
+
   private armCancellation(requestId: number, pc: PendingCall, signal: AbortSignal | undefined, timeout: number | undefined): void {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = () => this.abandon(requestId, pc, new CancelledError(qualified(pc.method), "local", signal?.reason));
+    const onAbort = () => this.abandon(requestId, pc, new CancelledError(pc.name, "local", signal?.reason));
     if (signal) signal.addEventListener("abort", onAbort, { once: true });
     if (timeout !== undefined && Number.isFinite(timeout)) {
-      timer = setTimeout(() => this.abandon(requestId, pc, new TimeoutError(qualified(pc.method), timeout)), Math.max(0, timeout));
+      timer = setTimeout(() => this.abandon(requestId, pc, new TimeoutError(pc.name, timeout)), Math.max(0, timeout));
     }
     pc.cleanup = () => {
       if (signal) signal.removeEventListener("abort", onAbort);
@@ -369,11 +425,15 @@ export class Connection implements ChannelHost {
     if (pc === undefined) return;
     this.pending.delete(m.requestId);
     if (pc.abandoned) return;
-    pc.cleanup?.();
     if (m.metadata.length > 0) {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `response metadata: ${problem}`, this.connId);
     }
+    pc.onResponse(m);
+  }
+
+  private completeTyped(pc: PendingCall, method: MethodDescriptor, m: ResponseMessage, resolve: (v: unknown) => void): void {
+    pc.cleanup?.();
     // r[channeling.lifecycle.response-closes-pulls]: our receive ends end here.
     if (pc.binder) {
       for (const rx of pc.binder.receivers) {
@@ -381,17 +441,17 @@ export class Connection implements ChannelHost {
         rx.end();
       }
     }
-    const name = qualified(pc.method);
+    const name = pc.name;
     let result;
     try {
-      result = pc.method.decodeResponse(new Reader(m.payload));
+      result = method.decodeResponse(new Reader(m.payload));
     } catch (e) {
       if (pc.binder) this.failCallChannels(pc.binder, new ResponseDecodeError(name, e));
       pc.reject(new ResponseDecodeError(name, e));
       return;
     }
     if (result.ok) {
-      pc.resolve(result.value);
+      resolve(result.value);
       return;
     }
     const error = result.error;
@@ -569,7 +629,6 @@ export class Connection implements ChannelHost {
         this.onData(m);
         return;
       case "Credit":
-        if (this.dispatcher?.channelMessage?.(this, m)) return;
         this.channels.onCredit(m.channelId, m.bytes);
         return;
       case "Request":
@@ -588,11 +647,9 @@ export class Connection implements ChannelHost {
         this.onCancel(m);
         return;
       case "Close":
-        if (this.dispatcher?.channelMessage?.(this, m)) return;
         this.channels.onClose(m.channelId);
         return;
       case "Reset":
-        if (this.dispatcher?.channelMessage?.(this, m)) return;
         this.channels.onReset(m.channelId);
         return;
       default:
@@ -601,7 +658,6 @@ export class Connection implements ChannelHost {
   }
 
   private onData(m: DataMessage): void {
-    if (this.dispatcher?.channelMessage?.(this, m)) return;
     this.channels.onData(m.channelId, m.payload);
   }
 

@@ -31,6 +31,8 @@ export interface LinkOptions {
   connectTimeoutMs?: number;
   /** Max Connects waiting for the application to accept (default 128). */
   acceptBacklog?: number;
+  /** How long to wait for the peer's Hello before giving up (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** A Connect received while listening: accept or reject it. */
@@ -98,6 +100,19 @@ export class Link implements ConnectionOwner {
       const n = this.options.handshake.start(this.transport);
       if (n) this.handshakeDone(n);
     }
+    if (!this.negotiated && !this.closedError) {
+      const ms = this.options.handshakeTimeoutMs ?? 10_000;
+      const timer = setTimeout(() => {
+        if (this.negotiated || this.closedError) return;
+        this.shutdown(new ConnectionClosedError(`message.hello.timing: no Hello from the peer within ${ms} ms`, "local"));
+        this.transport.close();
+      }, ms);
+      timer.unref?.();
+      ready.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      );
+    }
     return ready;
   }
 
@@ -106,6 +121,10 @@ export class Link implements ConnectionOwner {
     if (this.negotiated) return Promise.resolve();
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  writable(): Promise<void> | undefined {
+    return this.closedError ? undefined : this.transport.writable();
   }
 
   handshakePending(): Promise<void> | undefined {

@@ -1,0 +1,127 @@
+/**
+ * Byte tunnels: a pair of `Tx<bytes>`/`Rx<bytes>` channels carrying a byte
+ * stream through a call, and a pump that connects them to any Node Duplex
+ * (a TCP socket, a child's stdio, ...) in both directions.
+ *
+ * EOF travels as Close, errors as Reset; backpressure is the channel credit
+ * on one side and the Duplex's own (pause/drain) on the other, so neither
+ * end buffers more than a window.
+ *
+ *   // caller side, for `open(input: Rx<bytes>, output: Tx<bytes>)`:
+ *   const t = tunnel();
+ *   const done = client.open(t.remote.input, t.remote.output);
+ *   await pumpDuplex(socket, t.local);
+ *
+ *   // handler side:
+ *   open: async (input, output) => pumpDuplex(net.connect(...), { rx: input, tx: output })
+ */
+import type { Duplex } from "node:stream";
+import { channel, type Rx, type Tx } from "../session/channels.js";
+
+export interface TunnelEnds {
+  /** Bytes to send to the other side. */
+  tx: Tx<Uint8Array>;
+  /** Bytes arriving from the other side. */
+  rx: Rx<Uint8Array>;
+}
+
+export interface Tunnel {
+  /** The ends to pass as call arguments (handler's view: it receives `input`, sends on `output`). */
+  remote: { input: Rx<Uint8Array>; output: Tx<Uint8Array> };
+  /** The ends this side keeps. */
+  local: TunnelEnds;
+}
+
+/** Creates the two channels of a tunnel. */
+export function tunnel(): Tunnel {
+  const [toRemoteTx, toRemoteRx] = channel<Uint8Array>();
+  const [fromRemoteTx, fromRemoteRx] = channel<Uint8Array>();
+  return {
+    remote: { input: toRemoteRx, output: fromRemoteTx },
+    local: { tx: toRemoteTx, rx: fromRemoteRx },
+  };
+}
+
+export interface PumpOptions {
+  /** Largest element sent (default 32 KiB, capped by the channel window). */
+  chunkSize?: number;
+  /** Aborting tears the tunnel down (Reset both ways, destroy the stream). */
+  signal?: AbortSignal;
+}
+
+export interface PumpResult {
+  /** Bytes read from the stream and sent on `tx`. */
+  sent: number;
+  /** Bytes received on `rx` and written to the stream. */
+  received: number;
+}
+
+function waitDrainOrClose(stream: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      stream.off("error", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+    stream.on("error", done);
+  });
+}
+
+/**
+ * Pumps `stream` ↔ `ends` until both directions ended. Resolves with the byte
+ * counts; rejects (after tearing both sides down) if either side failed.
+ */
+export async function pumpDuplex(stream: Duplex, ends: TunnelEnds, options: PumpOptions = {}): Promise<PumpResult> {
+  const result: PumpResult = { sent: 0, received: 0 };
+  let failed: unknown = null;
+  const teardown = (e: unknown) => {
+    if (failed !== null) return;
+    failed = e ?? new Error("tunnel aborted");
+    ends.tx.reset();
+    ends.rx.reset();
+    stream.destroy();
+  };
+  const onAbort = () => teardown(options.signal!.reason);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  stream.on("error", (e) => teardown(e));
+
+  const outbound = (async () => {
+    try {
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+        const window = ends.tx.stats().window;
+        const max = Math.max(1, Math.min(options.chunkSize ?? 32 * 1024, window > 16 ? window - 16 : 32 * 1024));
+        for (let off = 0; off < chunk.length; off += max) {
+          const piece = chunk.subarray(off, Math.min(chunk.length, off + max));
+          await ends.tx.send(piece);
+          result.sent += piece.length;
+        }
+      }
+      if (failed === null) await ends.tx.close();
+    } catch (e) {
+      teardown(e);
+    }
+  })();
+
+  const inbound = (async () => {
+    try {
+      for (;;) {
+        const r = await ends.rx.next();
+        if (r.done) break;
+        result.received += r.value.length;
+        if (!stream.write(r.value)) await waitDrainOrClose(stream);
+        if (stream.destroyed) throw new Error("stream closed while the tunnel was still delivering");
+      }
+      if (failed === null && !stream.writableEnded) stream.end();
+    } catch (e) {
+      teardown(e);
+    }
+  })();
+
+  await Promise.all([outbound, inbound]);
+  options.signal?.removeEventListener("abort", onAbort);
+  if (failed !== null) throw failed;
+  return result;
+}
