@@ -88,22 +88,51 @@ export async function pumpDuplex(stream: Duplex, ends: TunnelEnds, options: Pump
   options.signal?.addEventListener("abort", onAbort, { once: true });
   stream.on("error", (e) => teardown(e));
 
-  const outbound = (async () => {
-    try {
-      for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-        const window = ends.tx.stats().window;
-        const max = Math.max(1, Math.min(options.chunkSize ?? 32 * 1024, window > 16 ? window - 16 : 32 * 1024));
-        for (let off = 0; off < chunk.length; off += max) {
-          const piece = chunk.subarray(off, Math.min(chunk.length, off + max));
-          await ends.tx.send(piece);
-          result.sent += piece.length;
-        }
+  // Stream → tx. Not `for await`: a Readable's async iterator destroys the
+  // whole Duplex when the read side ends, which would cut a half-closed
+  // tunnel's other direction. Pause while each chunk waits for credit.
+  const outbound = new Promise<void>((resolve) => {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      resolve();
+    };
+    const sendChunk = async (chunk: Uint8Array) => {
+      const window = ends.tx.stats().window;
+      const max = Math.max(1, Math.min(options.chunkSize ?? 32 * 1024, window > 16 ? window - 16 : 32 * 1024));
+      for (let off = 0; off < chunk.length; off += max) {
+        const piece = chunk.subarray(off, Math.min(chunk.length, off + max));
+        await ends.tx.send(piece);
+        result.sent += piece.length;
       }
-      if (failed === null) await ends.tx.close();
-    } catch (e) {
-      teardown(e);
-    }
-  })();
+    };
+    stream.on("data", (chunk: Uint8Array) => {
+      stream.pause();
+      sendChunk(chunk).then(
+        () => {
+          if (failed === null) stream.resume();
+        },
+        (e) => {
+          teardown(e);
+          finish();
+        },
+      );
+    });
+    stream.once("end", () => {
+      if (failed !== null) return finish();
+      ends.tx.close().then(finish, (e) => {
+        teardown(e);
+        finish();
+      });
+    });
+    stream.once("close", () => {
+      // Closed without a clean end (destroyed): the tunnel is broken.
+      if (!stream.readableEnded && failed === null) teardown(new Error("stream closed before its end"));
+      if (failed !== null) finish();
+    });
+    if (failed !== null) finish();
+  });
 
   const inbound = (async () => {
     try {
