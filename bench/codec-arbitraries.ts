@@ -444,7 +444,7 @@ export function feedFrames(stream: Uint8Array, chunkSizes: readonly number[], ma
   let at = 0;
   for (let i = 0; at < stream.length; i++) {
     const size = Math.max(1, chunkSizes.length > 0 ? chunkSizes[i % chunkSizes.length]! : stream.length);
-    dec.push(stream.subarray(at, at + size), onFrame);
+    dec.push(stream.slice(at, at + size), onFrame); // push takes ownership of each chunk
     at += size;
     if (dec.buffered > maxFrameBytes) {
       throw new Error(`CobsFrameDecoder buffered ${dec.buffered} bytes, above its limit ${maxFrameBytes}`);

@@ -407,8 +407,8 @@ test("cobs/: every _framed file splits into its frame with CobsFrameDecoder, at 
     for (let cut = 0; cut <= framed.length; cut++) {
       const dec = new CobsFrameDecoder(1024);
       const frames: Uint8Array[] = [];
-      dec.push(framed.subarray(0, cut), (f) => frames.push(f));
-      dec.push(framed.subarray(cut), (f) => frames.push(f));
+      dec.push(framed.slice(0, cut), (f) => frames.push(f)); // push takes ownership: fresh chunks
+      dec.push(framed.slice(cut), (f) => frames.push(f));
       assert.equal(frames.length, 1, `${name}, cut at ${cut}: one frame`);
       assertBytes(frames[0]!, raw, `${name}, cut at ${cut}`);
       assert.equal(dec.buffered, 0);
@@ -416,7 +416,7 @@ test("cobs/: every _framed file splits into its frame with CobsFrameDecoder, at 
     // Byte by byte.
     const dec = new CobsFrameDecoder(1024);
     const frames: Uint8Array[] = [];
-    for (let i = 0; i < framed.length; i++) dec.push(framed.subarray(i, i + 1), (f) => frames.push(f));
+    for (let i = 0; i < framed.length; i++) dec.push(framed.slice(i, i + 1), (f) => frames.push(f));
     assert.equal(frames.length, 1);
     assertBytes(frames[0]!, raw, `${name}, byte by byte`);
     // The frame is a Message: it decodes as the matching wire vector.

@@ -1,5 +1,8 @@
 /** roam measurements against a roam-server process (see roam-server.ts). */
-import { measureConcurrent, measureSequential, type ConcurrentResult, type MeasureOpts } from "../lib/harness.js";
+import { measureConcurrent, measureSequential, measureThroughput, type ConcurrentResult, type MeasureOpts, type ThroughputOpts, type ThroughputResult } from "../lib/harness.js";
+import { matchesPattern, POOL_PERIOD } from "../lib/pattern.js";
+import { channel } from "../../src/session/channels.js";
+import { Bench } from "./bench-service.js";
 import { startPeerServer, type PeerServer, type Transport } from "../peers/peer-server.js";
 import { client } from "../../src/session/serve.js";
 import { connectTcp, connectUnix } from "../../src/transport/node.js";
@@ -29,6 +32,47 @@ export async function runRoamUnary(server: PeerServer, inflight: number, opts: M
       if (r.length !== 16) throw new Error("bad echo");
     };
     return inflight === 1 ? { ...(await measureSequential(call, opts)), inflight: 1 } : await measureConcurrent(call, inflight, opts);
+  } finally {
+    link.close();
+  }
+}
+
+/**
+ * One channel streaming `count` elements of `size` bytes (Bench.stream), every
+ * element checked against the shared pattern (lost/reordered/corrupt → error).
+ */
+export async function runRoamStreaming(
+  server: PeerServer,
+  opts: ThroughputOpts & { count?: number; size?: number; verify?: boolean; credit?: number },
+): Promise<ThroughputResult & { messages: number }> {
+  const size = opts.size ?? 64 * 1024;
+  const count = opts.count ?? 1024;
+  const verify = opts.verify ?? true;
+  const link = await connectRoam(server, { maxPayloadSize: 4 * 1024 * 1024, initialChannelCredit: opts.credit });
+  try {
+    const b = client(Bench, link.root);
+    const transfer = async (): Promise<number> => {
+      const [tx, rx] = channel<Uint8Array>();
+      const done = b.stream(count, size, tx);
+      let offset = 0;
+      let n = 0;
+      let bytes = 0;
+      for (;;) {
+        const r = await rx.next();
+        if (r.done) break;
+        const m = r.value;
+        if (m.length !== size) throw new Error(`element ${n} has ${m.length} bytes`);
+        if (verify && !matchesPattern(m, offset)) throw new Error(`element ${n} content mismatch (lost/reordered/corrupt)`);
+        offset = (offset + size) % POOL_PERIOD;
+        n++;
+        bytes += m.length;
+      }
+      const sent = await done;
+      if (n !== count || sent !== BigInt(bytes)) throw new Error(`got ${n}/${count} elements, ${bytes} bytes, server sent ${sent}`);
+      return bytes;
+    };
+    const r = await measureThroughput(transfer, opts);
+    return { ...r, messages: r.bytes / size };
   } finally {
     link.close();
   }

@@ -20,6 +20,11 @@ export class Reader {
   pos: number;
   readonly end: number;
   private dvCache: DataView | undefined;
+  /**
+   * When true, `bytes()` returns views into the input instead of copies.
+   * Only for inputs that are never reused (e.g. a received frame).
+   */
+  borrowBytes = false;
   private zeroSizedLeft = MAX_ZERO_SIZED_ELEMENTS;
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
@@ -193,8 +198,9 @@ export class Reader {
     return v;
   }
 
-  /** Length-prefixed bytes, copied out of the input. */
+  /** Length-prefixed bytes, copied out of the input (a view when `borrowBytes`). */
   bytes(): Uint8Array {
+    if (this.borrowBytes) return this.bytesView();
     const n = this.length();
     const v = this.buf.slice(this.pos, this.pos + n);
     this.pos += n;

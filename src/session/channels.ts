@@ -333,7 +333,11 @@ export class Rx<T> implements AsyncIterable<T> {
     }
     let value: T;
     try {
-      value = b.schema.fromBytes(payload, new Reader(payload)) as T;
+      // Received payloads are never reused by the transport: bytes values may
+      // be views into them (no copy of bulk data).
+      const r = new Reader(payload);
+      r.borrowBytes = true;
+      value = b.schema.fromBytes(payload, r) as T;
     } catch (e) {
       throw new ProtocolViolation("channeling.data.invalid", `channel ${b.id}: ${(e as Error).message}`, b.host.connId);
     }

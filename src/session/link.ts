@@ -178,6 +178,9 @@ export class Link implements ConnectionOwner {
       return;
     }
     this.transport.send(m);
+    // Credit is what a waiting sender needs to continue: do not hold it back
+    // until the end of this event-loop turn.
+    if (m.type === "Credit") this.transport.flush();
   }
 
   violation(conn: Connection, v: ProtocolViolation): void {

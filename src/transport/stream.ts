@@ -7,7 +7,7 @@
  * leaves in one `write()` (one syscall), however many messages it holds.
  */
 import type { Duplex } from "node:stream";
-import { CobsFrameDecoder, cobsEncodeInto, cobsMaxEncodedLength } from "../codec/cobs.js";
+import { CobsFrameDecoder, cobsEncodeInPlace, cobsEncodeInto, cobsMaxEncodedLength } from "../codec/cobs.js";
 import { DecodeError, FramingError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
 import type { MessageTransport, TransportSink } from "../session/transport.js";
@@ -95,18 +95,54 @@ export class StreamTransport implements MessageTransport {
 
   send(m: Message): void {
     if (this.closed) return;
+    if (m.type === "Data" && m.payload.length >= 512) {
+      this.sendData(m.connId, m.channelId, m.payload);
+      return;
+    }
     const w = this.scratch;
     w.reset();
     encodeMessage(w, m);
     const raw = w.view();
-    const need = cobsMaxEncodedLength(raw.length) + 1;
+    this.reserve(cobsMaxEncodedLength(raw.length) + 1);
+    const end = cobsEncodeInto(raw, this.batch, this.batchPos);
+    this.batch[end] = 0;
+    this.batchPos = end + 1;
+    this.afterAppend();
+  }
+
+  /**
+   * Data with a large payload: the header and payload are copied straight
+   * into the batch and COBS-encoded there in place (no intermediate copy).
+   */
+  private sendData(connId: number, channelId: number, payload: Uint8Array): void {
+    const h = this.header;
+    h.reset();
+    h.u8(8);
+    h.varint(connId);
+    h.varint(channelId);
+    h.varint(payload.length);
+    const n = h.pos + payload.length;
+    const need = cobsMaxEncodedLength(n) + 1;
+    this.reserve(need);
+    const at = this.batchPos;
+    this.batch.set(h.view(), at + 1);
+    this.batch.set(payload, at + 1 + h.pos);
+    const end = cobsEncodeInPlace(this.batch, at, n);
+    this.batch[end] = 0;
+    this.batchPos = end + 1;
+    this.afterAppend();
+  }
+
+  private readonly header = new Writer(32);
+
+  private reserve(need: number): void {
     if (this.batchPos + need > this.batch.length) {
       if (this.batchPos > 0) this.flush();
       if (need > this.batch.length) this.batch = Buffer.allocUnsafe(Math.max(need, SMALL_BATCH));
     }
-    const end = cobsEncodeInto(raw, this.batch, this.batchPos);
-    this.batch[end] = 0;
-    this.batchPos = end + 1;
+  }
+
+  private afterAppend(): void {
     if (this.batchPos >= 256 * 1024) {
       this.flush();
     } else if (!this.flushScheduled) {
