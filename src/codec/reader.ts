@@ -202,15 +202,17 @@ export class Reader {
   bytes(): Uint8Array {
     if (this.borrowBytes) return this.bytesView();
     const n = this.length();
-    const v = this.buf.slice(this.pos, this.pos + n);
+    // A plain Uint8Array copy (never Buffer#slice, which would alias the input).
+    const v = new Uint8Array(n);
+    v.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return v;
   }
 
-  /** Length-prefixed bytes as a view into the input (valid while the input is). */
+  /** Length-prefixed bytes as a plain Uint8Array view into the input (valid while the input is). */
   bytesView(): Uint8Array {
     const n = this.length();
-    const v = this.buf.subarray(this.pos, this.pos + n);
+    const v = new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.pos, n);
     this.pos += n;
     return v;
   }
