@@ -181,8 +181,26 @@ export function cobsDecode(src: Uint8Array): Uint8Array {
 export class CobsFrameDecoder {
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  private readonly decodeInPlace: (buf: Uint8Array) => number;
 
-  constructor(readonly maxFrameBytes: number) {}
+  /**
+   * @param decodeInPlace an alternative in-place decoder (the native addon):
+   *   returns the decoded length, -1 for a zero inside the frame, -2 for a
+   *   block past the end.
+   */
+  constructor(
+    readonly maxFrameBytes: number,
+    decodeInPlace?: (buf: Uint8Array) => number,
+  ) {
+    this.decodeInPlace = decodeInPlace
+      ? (buf) => {
+          const n = decodeInPlace(buf);
+          if (n === -1) throw new FramingError("COBS: zero byte inside frame");
+          if (n < 0) throw new FramingError("COBS: a block runs past the end of the frame");
+          return n;
+        }
+      : cobsDecodeInPlace;
+  }
 
   /** Bytes currently buffered for an unterminated frame. */
   get buffered(): number {
@@ -235,7 +253,7 @@ export class CobsFrameDecoder {
         throw new FramingError(`COBS: frame of ${encoded.length} bytes exceeds the ${this.maxFrameBytes} byte limit`);
       }
       if (encoded.length === 0) continue; // empty frames (double delimiters) carry nothing
-      onFrame(encoded.subarray(0, cobsDecodeInPlace(encoded)));
+      onFrame(encoded.subarray(0, this.decodeInPlace(encoded)));
     }
   }
 }

@@ -20,7 +20,8 @@ export interface ChannelHost {
   readonly initialCredit: number;
   readonly flow: FlowControlBackend;
   readonly thresholds: PressureThresholds;
-  sendData(channelId: number, payload: Uint8Array): void;
+  /** Sends one element; `head`, when given, precedes `payload` (element = head ++ payload). */
+  sendData(channelId: number, payload: Uint8Array, head?: Uint8Array): void;
   /** Undefined while the transport can take more, else resolves once it drained below its high-water mark. */
   writable(): Promise<void> | undefined;
   sendClose(channelId: number): void;
@@ -33,7 +34,9 @@ const scratch = new Writer(64 * 1024);
 const MAX_PENDING_SENDS = 1 << 16;
 /** A sender that never had to wait still yields to the event loop this often, so I/O (Cancel, Credit, other calls) is never starved. */
 const YIELD_EVERY_SENDS = 256;
-const YIELD_EVERY_BYTES = 256 * 1024;
+const YIELD_EVERY_BYTES = 1024 * 1024;
+/** `bytes` elements at least this large go out without being copied into the scratch buffer. */
+const ZERO_COPY_BYTES = 4096;
 
 const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === "function"
@@ -105,13 +108,26 @@ export class Tx<T> {
       if (!this.binding) await this.waitBound(options?.signal);
       const b = this.binding!;
       let payload: Uint8Array;
-      scratch.reset();
-      try {
-        b.schema.encode(scratch, value);
-      } catch (e) {
-        throw new EncodeFailedError("a channel value", (e as Error).message, e);
+      let head: Uint8Array | undefined;
+      let n: number;
+      if (b.schema.kind === "bytes" && value instanceof Uint8Array && value.length >= ZERO_COPY_BYTES) {
+        // A large bytes element: send the caller's array as-is after its
+        // length prefix (the transport encodes synchronously, before send resolves).
+        const hw = new Writer(8);
+        hw.varint(value.length);
+        head = hw.finish();
+        payload = value;
+        n = head.length + value.length;
+      } else {
+        scratch.reset();
+        try {
+          b.schema.encode(scratch, value);
+        } catch (e) {
+          throw new EncodeFailedError("a channel value", (e as Error).message, e);
+        }
+        n = scratch.pos;
+        payload = scratch.view();
       }
-      const n = scratch.pos;
       if (n > b.host.maxPayloadSize) {
         throw new EncodeFailedError("a channel value", `${n} bytes exceeds the negotiated max_payload_size ${b.host.maxPayloadSize} (channeling.data.size-limit)`);
       }
@@ -122,10 +138,9 @@ export class Tx<T> {
         );
       }
       const wait = b.credit.acquire(n, options?.signal);
-      if (wait === undefined) {
-        payload = scratch.view();
-      } else {
-        payload = scratch.finish();
+      if (wait !== undefined) {
+        // The scratch buffer is shared: keep our own copy while we wait.
+        if (head === undefined) payload = payload.slice();
         this.pendingBytes += n;
         this.updateGauge();
         try {
@@ -135,7 +150,7 @@ export class Tx<T> {
         }
       }
       if (this.currentState() === "reset") throw this.failure ?? new ChannelResetError("local");
-      b.host.sendData(b.id, payload);
+      b.host.sendData(b.id, payload, head);
       this.totalBytes += n;
       this.totalValues++;
       this.updateGauge();

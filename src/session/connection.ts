@@ -220,9 +220,9 @@ export class Connection implements ChannelHost {
   get thresholds(): PressureThresholds {
     return this.owner.thresholds;
   }
-  sendData(channelId: number, payload: Uint8Array): void {
+  sendData(channelId: number, payload: Uint8Array, head?: Uint8Array): void {
     if (this.closedError) return;
-    this.owner.send({ type: "Data", connId: this.connId, channelId, payload });
+    this.owner.send(head ? { type: "Data", connId: this.connId, channelId, payload, payloadHead: head } : { type: "Data", connId: this.connId, channelId, payload });
   }
   writable(): Promise<void> | undefined {
     return this.closedError ? undefined : this.owner.writable();

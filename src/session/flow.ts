@@ -146,7 +146,9 @@ export class CounterReceiveCredit implements ReceiveCredit {
   }
   onConsumed(_n: number): void {
     const inUse = this.remaining + this.buffered();
-    if (inUse <= this.window / 2) {
+    // Top up once a quarter of the window is free: data in flight (socket
+    // buffers) must not eat the whole window before the grant arrives.
+    if (inUse <= this.window - this.window / 4) {
       const g = this.window - inUse;
       if (g > 0) {
         this.remaining += g;

@@ -3,7 +3,7 @@
  * connections (core.link, core.conn.*). Transport-agnostic: the handshake
  * and flow-control mechanisms come from backends.
  */
-import { checkMetadataLimits, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
+import { checkMetadataLimits, dataPayload, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
 import { Connection, type ConnectionOwner, type Dispatcher } from "./connection.js";
 import { ConnectionClosedError, ConnectionRejectedError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
 import { CreditMessageFlowControl, type FlowControlBackend } from "./flow.js";
@@ -174,7 +174,7 @@ export class Link implements ConnectionOwner {
     if (!this.negotiated) {
       // r[message.hello.ordering]: hold everything until both Hellos; copy the
       // payload since callers may reuse its buffer.
-      this.preHandshake.push("payload" in m ? { ...m, payload: m.payload.slice() } : m);
+      this.preHandshake.push(m.type === "Data" ? { type: "Data", connId: m.connId, channelId: m.channelId, payload: dataPayload(m).slice() } : "payload" in m ? { ...m, payload: m.payload.slice() } : m);
       return;
     }
     this.transport.send(m);

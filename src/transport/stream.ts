@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { CobsFrameDecoder, cobsEncodeInPlace, cobsEncodeInto, cobsMaxEncodedLength } from "../codec/cobs.js";
 import { DecodeError, FramingError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
+import { nativeCobs } from "./native-cobs.js";
 import type { MessageTransport, TransportSink } from "../session/transport.js";
 import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
 
@@ -22,6 +23,8 @@ export interface StreamTransportOptions {
 }
 
 const SMALL_BATCH = 16 * 1024;
+/** Batch size once large messages flow: one write per this many bytes. */
+const LARGE_BATCH = 512 * 1024;
 
 export class StreamTransport implements MessageTransport {
   private sink: TransportSink | null = null;
@@ -40,23 +43,15 @@ export class StreamTransport implements MessageTransport {
     private readonly stream: Duplex,
     options: StreamTransportOptions = {},
   ) {
-    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024));
-    this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024), nativeCobs?.decodeInPlace);
+    this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
     this.batch = Buffer.allocUnsafe(SMALL_BATCH);
     this.description = options.description ?? "stream";
   }
 
   start(sink: TransportSink): void {
     this.sink = sink;
-    const onFrame = (frame: Uint8Array) => this.onFrame(frame);
-    this.stream.on("data", (chunk: Buffer) => {
-      if (this.failed || this.closed) return;
-      try {
-        this.decoder.push(chunk, onFrame);
-      } catch (e) {
-        this.fail(e);
-      }
-    });
+    this.stream.on("data", (chunk: Buffer) => this.feed(chunk));
     this.stream.on("drain", () => this.wakeWriters());
     this.stream.on("error", () => {
       // 'close' follows; the error is reported there.
@@ -70,6 +65,21 @@ export class StreamTransport implements MessageTransport {
       // Peer half-closed: we are done too.
       this.close();
     });
+  }
+
+  private readonly onFrameBound = (frame: Uint8Array) => this.onFrame(frame);
+
+  /**
+   * Feeds received bytes (ownership passes to the transport). Used for the
+   * stream's 'data' events, or directly by a socket's `onread` callback.
+   */
+  feed(chunk: Uint8Array): void {
+    if (this.failed || this.closed || this.sink === null) return;
+    try {
+      this.decoder.push(chunk, this.onFrameBound);
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   private onFrame(frame: Uint8Array): void {
@@ -95,8 +105,8 @@ export class StreamTransport implements MessageTransport {
 
   send(m: Message): void {
     if (this.closed) return;
-    if (m.type === "Data" && m.payload.length >= 512) {
-      this.sendData(m.connId, m.channelId, m.payload);
+    if (m.type === "Data" && (m.payload.length >= 512 || m.payloadHead)) {
+      this.sendData(m.connId, m.channelId, m.payload, m.payloadHead);
       return;
     }
     const w = this.scratch;
@@ -104,7 +114,7 @@ export class StreamTransport implements MessageTransport {
     encodeMessage(w, m);
     const raw = w.view();
     this.reserve(cobsMaxEncodedLength(raw.length) + 1);
-    const end = cobsEncodeInto(raw, this.batch, this.batchPos);
+    const end = nativeCobs && raw.length >= 512 ? nativeCobs.encode(this.batch, this.batchPos, raw) : cobsEncodeInto(raw, this.batch, this.batchPos);
     this.batch[end] = 0;
     this.batchPos = end + 1;
     this.afterAppend();
@@ -114,20 +124,30 @@ export class StreamTransport implements MessageTransport {
    * Data with a large payload: the header and payload are copied straight
    * into the batch and COBS-encoded there in place (no intermediate copy).
    */
-  private sendData(connId: number, channelId: number, payload: Uint8Array): void {
+  private sendData(connId: number, channelId: number, payload: Uint8Array, payloadHead?: Uint8Array): void {
     const h = this.header;
     h.reset();
     h.u8(8);
     h.varint(connId);
     h.varint(channelId);
-    h.varint(payload.length);
+    if (payloadHead) {
+      h.varint(payloadHead.length + payload.length);
+      h.raw(payloadHead);
+    } else {
+      h.varint(payload.length);
+    }
     const n = h.pos + payload.length;
     const need = cobsMaxEncodedLength(n) + 1;
     this.reserve(need);
     const at = this.batchPos;
-    this.batch.set(h.view(), at + 1);
-    this.batch.set(payload, at + 1 + h.pos);
-    const end = cobsEncodeInPlace(this.batch, at, n);
+    let end: number;
+    if (nativeCobs) {
+      end = nativeCobs.encode(this.batch, at, h.view(), payload);
+    } else {
+      this.batch.set(h.view(), at + 1);
+      this.batch.set(payload, at + 1 + h.pos);
+      end = cobsEncodeInPlace(this.batch, at, n);
+    }
     this.batch[end] = 0;
     this.batchPos = end + 1;
     this.afterAppend();
@@ -138,12 +158,13 @@ export class StreamTransport implements MessageTransport {
   private reserve(need: number): void {
     if (this.batchPos + need > this.batch.length) {
       if (this.batchPos > 0) this.flush();
-      if (need > this.batch.length) this.batch = Buffer.allocUnsafe(Math.max(need, SMALL_BATCH));
+      // Large messages: make room for several, so bulk streams still batch.
+      if (need > this.batch.length) this.batch = Buffer.allocUnsafe(Math.max(need, need >= SMALL_BATCH / 2 ? LARGE_BATCH : SMALL_BATCH));
     }
   }
 
   private afterAppend(): void {
-    if (this.batchPos >= 256 * 1024) {
+    if (this.batchPos >= LARGE_BATCH / 2) {
       this.flush();
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -173,11 +194,20 @@ export class StreamTransport implements MessageTransport {
       this.batch.copy(out, 0, 0, n);
     }
     this.batchPos = 0;
-    this.stream.write(out);
+    this.unwritten += n;
+    this.stream.write(out, () => {
+      this.unwritten -= n;
+      // Wake senders at half the mark, before the socket runs dry ('drain'
+      // only fires once everything was written, which leaves a gap).
+      if (this.unwritten <= this.highWaterMark / 2 && this.drainWaiters.length > 0) this.wakeWriters();
+    });
   }
 
+  /** Bytes handed to the stream and not yet written to the OS. */
+  private unwritten = 0;
+
   writable(): Promise<void> | undefined {
-    if (this.closed || this.stream.writableLength < this.highWaterMark) return undefined;
+    if (this.closed || this.unwritten < this.highWaterMark) return undefined;
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 

@@ -45,7 +45,18 @@ export type ResponseMessage = {
   payload: Uint8Array;
 };
 export type CancelMessage = { type: "Cancel"; connId: number; requestId: number };
-export type DataMessage = { type: "Data"; connId: number; channelId: number; payload: Uint8Array };
+export type DataMessage = {
+  type: "Data";
+  connId: number;
+  channelId: number;
+  payload: Uint8Array;
+  /**
+   * Sending side only: when present, the element's bytes are
+   * `payloadHead ++ payload` (lets a large `bytes` element go out without
+   * being copied into one buffer first). Decoded messages never have it.
+   */
+  payloadHead?: Uint8Array;
+};
 export type CloseMessage = { type: "Close"; connId: number; channelId: number };
 export type ResetMessage = { type: "Reset"; connId: number; channelId: number };
 export type CreditMessage = { type: "Credit"; connId: number; channelId: number; bytes: number };
@@ -139,7 +150,13 @@ export function encodeMessage(w: Writer, m: Message): void {
     case "Data":
       w.varint(m.connId);
       w.varint(m.channelId);
-      w.bytes(m.payload);
+      if (m.payloadHead) {
+        w.varint(m.payloadHead.length + m.payload.length);
+        w.raw(m.payloadHead);
+        w.raw(m.payload);
+      } else {
+        w.bytes(m.payload);
+      }
       return;
     case "Credit":
       w.varint(m.connId);
@@ -203,6 +220,15 @@ export function messageToBytes(m: Message): Uint8Array {
   sharedWriter.reset();
   encodeMessage(sharedWriter, m);
   return sharedWriter.finish();
+}
+
+/** The full element bytes of a Data message (joins `payloadHead` if present). */
+export function dataPayload(m: DataMessage): Uint8Array {
+  if (!m.payloadHead) return m.payload;
+  const out = new Uint8Array(m.payloadHead.length + m.payload.length);
+  out.set(m.payloadHead);
+  out.set(m.payload, m.payloadHead.length);
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "roam_cobs",
+      "sources": ["roam_cobs.c"],
+      "cflags": ["-O2", "-Wall"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-O2"] }
+    }
+  ]
+}
