@@ -42,7 +42,13 @@ import {
   type Link,
   type Metadata,
   type RoamServer,
+  channel,
+  tunnel,
+  pumpDuplex,
+  type LevelChange,
 } from "../../src/node.js";
+import * as http from "node:http";
+import * as net from "node:net";
 import { Testbed } from "../testbed/testbed.js";
 import { testbedImpl } from "../testbed/impl.js";
 
@@ -215,8 +221,42 @@ const demoImpl: ImplementationOf<typeof Demo> = {
   whoami: (ctx: CallContext) => describeConnection(ctx.connection),
 };
 
+// Streaming and tunnelling services for the streaming/tunnel sections.
+const Streams = defineService("DemoStreams", {
+  /** Sends `count` elements of `size` bytes (each starts with its index); reports progress for the slow-consumer view. */
+  produce: method([arg("count", t.u32), arg("size", t.u32), arg("out", t.tx(t.bytes))], t.u32),
+  /** How many elements the last `produce` has handed to its channel so far. */
+  progress: method([], t.u32),
+  /** Opens a TCP connection to 127.0.0.1:port and pumps it through the two channels. */
+  openTunnel: method([arg("port", t.u16), arg("input", t.rx(t.bytes)), arg("output", t.tx(t.bytes))], t.u64),
+});
+
+let produced = 0;
+const streamsImpl: ImplementationOf<typeof Streams> = {
+  produce: async (count, size, out) => {
+    produced = 0;
+    for (let i = 0; i < count; i++) {
+      const b = new Uint8Array(size);
+      new DataView(b.buffer).setUint32(0, i, true);
+      await out.send(b);
+      produced++;
+    }
+    return count;
+  },
+  progress: () => produced,
+  openTunnel: async (port, input, output) => {
+    const sock = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => {
+      sock.once("connect", resolve);
+      sock.once("error", reject);
+    });
+    const r = await pumpDuplex(sock, { rx: input, tx: output });
+    return BigInt(r.sent);
+  },
+};
+
 function dispatcher(): Dispatcher {
-  return new ServiceDispatcher().add(Testbed, testbedImpl).add(Demo, demoImpl);
+  return new ServiceDispatcher().add(Testbed, testbedImpl).add(Demo, demoImpl).add(Streams, streamsImpl);
 }
 
 /** Virtual connections: accepted for any tenant, served by the same services. */
@@ -409,11 +449,132 @@ const virtualConnectionSection: Section = {
   },
 };
 
+const streamingSection: Section = {
+  title: "streaming",
+  description: "Tx/Rx channels with credit-based flow control: sum, generate, transform, and a slow consumer",
+  async run(ctx, table) {
+    for (const tr of ctx.transports) {
+      const tb = client(Testbed, tr.link.root);
+      await ctx.call(table, tr.name, "sum(1..1000) over an Rx", async () => {
+        const [tx, rx] = channel<number>();
+        const total = tb.sum(rx);
+        for (let i = 1; i <= 1000; i++) await tx.send(i);
+        await tx.close();
+        return total;
+      }, (o) => o.value === 500500n);
+      await ctx.call(table, tr.name, "generate(10000) into a Tx", async () => {
+        const [tx, rx] = channel<number>();
+        const done = tb.generate(10_000, tx);
+        const values = await rx.collect();
+        await done;
+        return values.every((v, i) => v === i) ? `${values.length} values, in order` : "OUT OF ORDER";
+      }, (o) => o.value === "10000 values, in order");
+      await ctx.call(table, tr.name, "transform(500 strings)", async () => {
+        const [itx, irx] = channel<string>();
+        const [otx, orx] = channel<string>();
+        const done = tb.transform(irx, otx);
+        const out = orx.collect();
+        for (let i = 0; i < 500; i++) await itx.send(`s${i}`);
+        await itx.close();
+        await done;
+        const got = await out;
+        return got.length === 500 && got[499] === "s499" ? "500 echoed, in order" : `got ${got.length}`;
+      }, (o) => o.value === "500 echoed, in order");
+    }
+
+    // A slow consumer on a link with a 64 KiB window: the producer stalls,
+    // memory on both sides stays within the window, nothing else is blocked.
+    const tcp = ctx.transports.find((x) => x.name === "tcp")!;
+    const link = await connectTcp({ host: "127.0.0.1", port: Number(tcp.address.split(":").pop()), initialChannelCredit: 64 * 1024 });
+    try {
+      const streams = client(Streams, link.root);
+      const [tx, rx] = channel<Uint8Array>();
+      const levels: LevelChange[] = [];
+      rx.onLevel((ch) => levels.push(ch));
+      const count = 2000;
+      const done = streams.produce(count, 4096, tx);
+      await new Promise((r) => setTimeout(r, 300));
+      const stalledAt = await streams.progress();
+      const st = rx.stats();
+      table.add({
+        transport: "tcp",
+        method: "slow consumer: paused 300 ms",
+        result: `producer at ${stalledAt}/${count}, receiver holds ${(st.bufferedBytes / 1024).toFixed(0)} KiB (window ${st.window / 1024} KiB), level ${st.level}`,
+        ok: stalledAt < count && st.bufferedBytes <= st.window,
+      });
+      const t0 = performance.now();
+      const echo = await client(Testbed, link.root).echo("not blocked");
+      table.add({ transport: "tcp", method: "echo while the consumer sleeps", result: JSON.stringify(echo), rttMs: performance.now() - t0, ok: echo === "not blocked" });
+      let n = 0;
+      let inOrder = true;
+      for await (const b of rx) {
+        if (new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) !== n) inOrder = false;
+        n++;
+      }
+      await done;
+      table.add({
+        transport: "tcp",
+        method: "slow consumer: resumed",
+        result: `${n}/${count} elements${inOrder ? ", in order" : " OUT OF ORDER"}; ${levels.length} level events (first ${levels.slice(0, 3).map((l) => l.to).join("→")}…, last ${levels.at(-1)?.to ?? "-"})`,
+        ok: n === count && inOrder,
+      });
+    } finally {
+      link.close();
+    }
+  },
+};
+
+const tunnelSection: Section = {
+  title: "tunnel",
+  description: "an HTTP request to a local server, carried through a byte tunnel (Tx<bytes>/Rx<bytes>) inside a call",
+  async run(ctx, table) {
+    const web = http.createServer((req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(`hello from the far side: ${req.method} ${req.url}\n`);
+    });
+    await new Promise<void>((r) => web.listen(0, "127.0.0.1", r));
+    const webPort = (web.address() as net.AddressInfo).port;
+    // The local entry point: each connection to it is carried through its own tunnel.
+    const entry = net.createServer({ allowHalfOpen: true });
+    await new Promise<void>((r) => entry.listen(0, "127.0.0.1", r));
+    const entryPort = (entry.address() as net.AddressInfo).port;
+    try {
+      for (const tr of ctx.transports) {
+        const streams = client(Streams, tr.link.root);
+        const pumps: Promise<unknown>[] = [];
+        entry.removeAllListeners("connection");
+        entry.on("connection", (sock: net.Socket) => {
+          const tun = tunnel();
+          pumps.push(streams.openTunnel(webPort, tun.remote.input, tun.remote.output));
+          pumps.push(pumpDuplex(sock, tun.local));
+        });
+        await ctx.call(table, tr.name, `GET http://127.0.0.1:${entryPort}/demo`, async () => {
+          const body = await new Promise<string>((resolve, reject) => {
+            http
+              .get({ host: "127.0.0.1", port: entryPort, path: "/demo", agent: false }, (res) => {
+                let text = "";
+                res.setEncoding("utf8");
+                res.on("data", (d: string) => (text += d));
+                res.on("end", () => resolve(`${res.statusCode} ${text.trim()}`));
+              })
+              .on("error", reject);
+          });
+          await Promise.allSettled(pumps);
+          return body;
+        }, (o) => typeof o.value === "string" && o.value.startsWith("200 hello from the far side: GET /demo"));
+      }
+    } finally {
+      entry.close();
+      web.close();
+    }
+  },
+};
+
 /**
  * The demo, section by section. Later work appends "streaming", "tunnel" and
  * "plugin host" sections here; each gets its own heading and table.
  */
-const SECTIONS: Section[] = [unarySection, errorsSection, cancellationSection, virtualConnectionSection];
+const SECTIONS: Section[] = [unarySection, errorsSection, cancellationSection, virtualConnectionSection, streamingSection, tunnelSection];
 
 // ---------------------------------------------------------------------------
 // Main
