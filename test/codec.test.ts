@@ -733,3 +733,11 @@ describe("CobsFrameDecoder", () => {
     assert.deepEqual(collect(dec, [frame(b(4, 5))]), [b(4, 5)]);
   });
 });
+
+test("strings with lone surrogates are refused instead of silently altered", async () => {
+  const { t } = await import("../src/schema/index.js");
+  const { EncodeError } = await import("../src/codec/errors.js");
+  assert.throws(() => t.string.toBytes("a\ud800b"), EncodeError);
+  assert.throws(() => t.struct({ s: t.string }).toBytes({ s: "\udc00" }), (e: unknown) => e instanceof EncodeError && e.path[0] === "s");
+  assert.deepEqual(t.string.fromBytes(t.string.toBytes("ok 🦀")), "ok 🦀");
+});

@@ -186,7 +186,13 @@ const char = new PrimSchema<string>(
 );
 const string = new PrimSchema<string>(
   "string", 0x0f,
-  (w, v) => { if (typeof v !== "string") bad("string", v); w.string(v); },
+  (w, v) => {
+    if (typeof v !== "string") bad("string", v);
+    // A Rust String is UTF-8: a lone surrogate cannot be encoded (TextEncoder
+    // would silently replace it with U+FFFD, changing the value).
+    if (!(v as unknown as { isWellFormed(): boolean }).isWellFormed()) bad("a well-formed string (no lone surrogates)", v);
+    w.string(v);
+  },
   (r) => r.string(),
 );
 const unit = new PrimSchema<void>(
