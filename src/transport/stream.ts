@@ -25,6 +25,8 @@ export interface StreamTransportOptions {
 const SMALL_BATCH = 16 * 1024;
 /** Batch size once large messages flow: one write per this many bytes. */
 const LARGE_BATCH = 512 * 1024;
+/** Recycled batch buffers kept per transport (bounds the pool to a few MiB). */
+const MAX_SPARE_BATCHES = 4;
 
 export class StreamTransport implements MessageTransport {
   private sink: TransportSink | null = null;
@@ -159,7 +161,10 @@ export class StreamTransport implements MessageTransport {
     if (this.batchPos + need > this.batch.length) {
       if (this.batchPos > 0) this.flush();
       // Large messages: make room for several, so bulk streams still batch.
-      if (need > this.batch.length) this.batch = Buffer.allocUnsafe(Math.max(need, need >= SMALL_BATCH / 2 ? LARGE_BATCH : SMALL_BATCH));
+      if (need > this.batch.length) {
+        const size = Math.max(need, need >= SMALL_BATCH / 2 ? LARGE_BATCH : SMALL_BATCH);
+        this.batch = (size === LARGE_BATCH ? this.spareBatches.pop() : undefined) ?? Buffer.allocUnsafe(size);
+      }
     }
   }
 
@@ -184,10 +189,13 @@ export class StreamTransport implements MessageTransport {
     }
     const n = this.batchPos;
     let out: Buffer;
+    let recycle: Buffer | null = null;
     if (n >= SMALL_BATCH / 2) {
-      // Large batch: hand the buffer itself to the socket, start a new one.
+      // Large batch: hand the buffer itself to the socket and continue in a
+      // recycled one (fresh allocations would page-fault on every batch).
       out = this.batch.subarray(0, n);
-      this.batch = Buffer.allocUnsafe(SMALL_BATCH);
+      if (this.batch.length === LARGE_BATCH) recycle = this.batch;
+      this.batch = this.spareBatches.pop() ?? Buffer.allocUnsafe(SMALL_BATCH);
     } else {
       // Small batch: copy into a pooled buffer and reuse ours.
       out = Buffer.allocUnsafe(n);
@@ -196,6 +204,8 @@ export class StreamTransport implements MessageTransport {
     this.batchPos = 0;
     this.unwritten += n;
     this.stream.write(out, () => {
+      // The socket no longer needs the bytes: the buffer can be reused.
+      if (recycle !== null && this.spareBatches.length < MAX_SPARE_BATCHES) this.spareBatches.push(recycle);
       this.unwritten -= n;
       // Wake senders at half the mark, before the socket runs dry ('drain'
       // only fires once everything was written, which leaves a gap).
@@ -205,6 +215,8 @@ export class StreamTransport implements MessageTransport {
 
   /** Bytes handed to the stream and not yet written to the OS. */
   private unwritten = 0;
+  /** LARGE_BATCH buffers whose writes completed, ready for reuse. */
+  private readonly spareBatches: Buffer[] = [];
 
   writable(): Promise<void> | undefined {
     if (this.closed || this.unwritten < this.highWaterMark) return undefined;
