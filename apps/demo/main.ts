@@ -48,6 +48,7 @@ import {
   type LevelChange,
 } from "../../src/node.js";
 import * as http from "node:http";
+import { pluginHostSection } from "./plugin-host.js";
 import * as net from "node:net";
 import { Testbed } from "../testbed/testbed.js";
 import { testbedImpl } from "../testbed/impl.js";
@@ -644,6 +645,14 @@ async function main(): Promise<number> {
     for (const l of links) l.close();
     await Promise.all(servers.map((s) => s.close()));
     rmSync(dir, { recursive: true, force: true });
+  }
+  // The plugin host (shared memory): prints its own heading and table.
+  console.log();
+  try {
+    failures += await pluginHostSection();
+  } catch (e) {
+    console.error(c.red("plugin host section failed:"), e);
+    failures++;
   }
   console.log();
   const took = `${((performance.now() - started) / 1000).toFixed(2)} s`;

@@ -1,0 +1,221 @@
+/**
+ * The demo's plugin-host section: a host process creates an SHM hub, spawns
+ * three guest processes ("cells") and one worker-thread cell, calls into
+ * each, lets each call back into the host, streams through channels both
+ * ways, then kills one cell with SIGKILL in the middle of a stream and shows
+ * the death detected, its resources reclaimed and the cell replaced under the
+ * same peer id. Prints its own table; resolves with the number of failed checks.
+ *
+ *   import { pluginHostSection } from "./plugin-host.js";
+ *   failures += await pluginHostSection();
+ */
+import type { ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Worker } from "node:worker_threads";
+import { channel } from "../../src/session/channels.js";
+import { ConnectionClosedError } from "../../src/session/errors.js";
+import type { Link } from "../../src/session/link.js";
+import { client, serve } from "../../src/session/serve.js";
+import { establishHostPeer, ShmHost, ShmPeerGoneError, type DeathInfo } from "../../src/transport/shm/index.js";
+import { CellApi, HostApi } from "./plugin-api.js";
+
+const CELL_SCRIPT = fileURLToPath(new URL("./plugin-cell.js", import.meta.url));
+
+const useColour = process.stdout.isTTY === true && !("NO_COLOR" in process.env);
+const paint = (code: string) => (s: string) => (useColour ? `\x1b[${code}m${s}\x1b[0m` : s);
+const green = paint("32");
+const red = paint("31");
+const dim = paint("2");
+const bold = paint("1");
+
+interface Row {
+  ok: boolean;
+  cell: string;
+  what: string;
+  result: string;
+  time: string;
+}
+
+function fmtMs(ms: number): string {
+  if (ms < 1) return `${Math.round(ms * 1000)} µs`;
+  if (ms < 100) return `${ms.toFixed(2)} ms`;
+  return `${Math.round(ms)} ms`;
+}
+
+function printTable(rows: Row[]): void {
+  const head = ["", "cell", "what", "result", "time"];
+  const cells = rows.map((r) => [r.ok ? green("✓") : red("✗"), r.cell, r.what, r.result, r.time]);
+  const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => [...plain(row[i]!)].length)));
+  const line = (cols: string[]) => "  " + cols.map((col, i) => (i === cols.length - 1 ? " ".repeat(widths[i]! - [...plain(col)].length) + col : col + " ".repeat(widths[i]! - [...plain(col)].length))).join("  ");
+  console.log(dim(line(head)));
+  console.log(dim("  " + widths.map((w) => "─".repeat(w)).join("  ")));
+  for (const row of cells) console.log(line(row));
+}
+
+interface Cell {
+  name: string;
+  peerId: number;
+  link: Link;
+  child: ChildProcess | null;
+  worker: Worker | null;
+}
+
+export async function pluginHostSection(): Promise<number> {
+  const rows: Row[] = [];
+  const started = performance.now();
+  const host = ShmHost.create();
+  const deaths = new Map<number, { info: DeathInfo; at: number }>();
+  const onDeath = (id: number, info: DeathInfo) => deaths.set(id, { info, at: performance.now() });
+  const hostImpl = {
+    hello: (cell: string, pid: number) => `welcome, ${cell} (pid ${pid})`,
+    uptime: () => performance.now() - started,
+  };
+  const cells: Cell[] = [];
+  const check = async <T>(cell: string, what: string, run: () => Promise<T>, ok: (v: T) => boolean, show: (v: T) => string): Promise<T | undefined> => {
+    const t0 = performance.now();
+    try {
+      const v = await run();
+      rows.push({ ok: ok(v), cell, what, result: show(v), time: fmtMs(performance.now() - t0) });
+      return v;
+    } catch (e) {
+      rows.push({ ok: false, cell, what, result: red(`${(e as Error).name}: ${(e as Error).message}`.slice(0, 90)), time: fmtMs(performance.now() - t0) });
+      return undefined;
+    }
+  };
+  const spawnCell = (name: string, asWorker: boolean): Cell => {
+    const ticket = host.addPeer({ name, onDeath });
+    let child: ChildProcess | null = null;
+    let worker: Worker | null = null;
+    if (asWorker) worker = ticket.spawnWorker(CELL_SCRIPT, { workerData: { cell: name } });
+    else child = ticket.spawn(process.execPath, [CELL_SCRIPT, `--cell=${name}`], { stdio: ["ignore", "inherit", "inherit"] });
+    const link = establishHostPeer(host, ticket.peerId, serve(HostApi, hostImpl));
+    const cell = { name, peerId: ticket.peerId, link, child, worker };
+    cells.push(cell);
+    return cell;
+  };
+
+  console.log(bold("▸ plugin host") + dim(` — an SHM hub at ${host.path}: 3 cell processes + 1 worker-thread cell`));
+  try {
+    const spawned = [spawnCell("image", false), spawnCell("markdown", false), spawnCell("search", false), spawnCell("fonts", true)];
+    await Promise.all(spawned.map((c) => host.waitAttached(c.peerId, 10_000)));
+    for (const cell of spawned) {
+      const api = client(CellApi, cell.link.root);
+      await check(cell.name, "describe()", () => api.describe(), (s) => s.startsWith(cell.name), (s) => s);
+      await check(cell.name, "greetHost() → calls host.hello", () => api.greetHost(), (s) => s.startsWith(`welcome, ${cell.name}`), (s) => JSON.stringify(s));
+      const count = 256;
+      const size = 64 * 1024;
+      await check(
+        cell.name,
+        `produce(${count} × 64 KiB) → host`,
+        async () => {
+          const [tx, rx] = channel<Uint8Array>();
+          const t0 = performance.now();
+          const done = api.produce(count, size, tx);
+          let got = 0;
+          for await (const b of rx) got += b.length;
+          await done;
+          return { got, ms: performance.now() - t0 };
+        },
+        (r) => r.got === count * size,
+        (r) => `${(r.got / 1048576).toFixed(0)} MiB at ${((r.got / 1e6) / (r.ms / 1000)).toFixed(0)} MB/s`,
+      );
+      await check(
+        cell.name,
+        `consume(${count} × 64 KiB) ← host`,
+        async () => {
+          const [tx, rx] = channel<Uint8Array>();
+          const t0 = performance.now();
+          const done = api.consume(rx);
+          const block = new Uint8Array(size).fill(1);
+          for (let i = 0; i < count; i++) await tx.send(block);
+          await tx.close();
+          return { got: Number(await done), ms: performance.now() - t0 };
+        },
+        (r) => r.got === count * size,
+        (r) => `${(r.got / 1048576).toFixed(0)} MiB at ${((r.got / 1e6) / (r.ms / 1000)).toFixed(0)} MB/s`,
+      );
+    }
+
+    // Kill one cell in the middle of a stream.
+    const victim = spawned[1]!;
+    const vapi = client(CellApi, victim.link.root);
+    const [tx, rx] = channel<Uint8Array>();
+    const streaming = vapi.produce(1_000_000, 64 * 1024, tx);
+    let received = 0;
+    const reading = (async () => {
+      for await (const b of rx) received += b.length;
+    })();
+    const outcome = Promise.allSettled([streaming, reading]);
+    await new Promise((r) => setTimeout(r, 150));
+    const killedAt = performance.now();
+    victim.child!.kill("SIGKILL");
+    const [s1, s2] = await outcome;
+    const death = deaths.get(victim.peerId);
+    rows.push({
+      ok: death !== undefined && death.at - killedAt < 1000,
+      cell: victim.name,
+      what: `SIGKILL after ${(received / 1048576).toFixed(0)} MiB streamed`,
+      result: death ? `onDeath(${victim.peerId}): ${death.info.cause} — ${death.info.detail.slice(0, 48)}` : red("no onDeath"),
+      time: death ? fmtMs(death.at - killedAt) : "",
+    });
+    const typed = (r: PromiseSettledResult<unknown>) => r.status === "rejected" && r.reason instanceof ConnectionClosedError && r.reason.cause instanceof ShmPeerGoneError;
+    rows.push({
+      ok: typed(s1) && typed(s2),
+      cell: victim.name,
+      what: "the stream and its call",
+      result: typed(s1) && typed(s2) ? "both failed: ConnectionClosedError ← ShmPeerGoneError" : red(`${s1.status}/${s2.status}`),
+      time: "",
+    });
+    const t0 = performance.now();
+    await host.whenReclaimed(victim.peerId);
+    rows.push({
+      ok: host.segment.peerState(victim.peerId) === 0,
+      cell: victim.name,
+      what: "reclaimed",
+      result: `buffers reset, ${host.stats.slotsRecovered} slot(s) recovered, channel table freed, peer ${victim.peerId} Empty`,
+      time: fmtMs(performance.now() - t0),
+    });
+    const replacement = spawnCell("markdown-2", false);
+    await check(
+      replacement.name,
+      `replacement on peer id ${replacement.peerId}`,
+      async () => {
+        await host.waitAttached(replacement.peerId, 10_000);
+        return client(CellApi, replacement.link.root).greetHost();
+      },
+      (s) => replacement.peerId === victim.peerId && s.startsWith("welcome, markdown-2"),
+      (s) => `${replacement.peerId === victim.peerId ? "same peer id reused" : red("different peer id")}; ${JSON.stringify(s)}`,
+    );
+    for (const cell of cells.filter((c) => c !== victim)) {
+      await check(cell.name, "still serving", () => client(CellApi, cell.link.root).describe(), (s) => s.length > 0, () => "ok");
+    }
+  } catch (e) {
+    rows.push({ ok: false, cell: "-", what: "(section failed)", result: red(String(e)), time: "" });
+  } finally {
+    const t0 = performance.now();
+    await host.close();
+    rows.push({
+      ok: true,
+      cell: "hub",
+      what: "host goodbye",
+      result: `guests detached, segment file deleted (${host.stats.detaches} detach(es), ${host.stats.deaths} death(s))`,
+      time: fmtMs(performance.now() - t0),
+    });
+  }
+  printTable(rows);
+  return rows.filter((r) => !r.ok).length;
+}
+
+// Run on its own: node dist/apps/demo/plugin-host.js
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  pluginHostSection().then(
+    (failures) => {
+      process.exitCode = failures === 0 ? 0 : 1;
+    },
+    (e) => {
+      console.error(e);
+      process.exitCode = 1;
+    },
+  );
+}

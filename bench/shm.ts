@@ -1,0 +1,205 @@
+/**
+ * SHM transport benchmark, in one run with its peers (interleaved rounds,
+ * medians): this project's Unix-socket transport (server in another
+ * process), SHM across processes (file-backed segment, doorbells), SHM with a
+ * worker-thread guest (SharedArrayBuffer, Atomics), and raw worker_threads
+ * postMessage as the in-process floor.
+ *
+ *   npx tsc -p . && node dist/bench/shm.js
+ *
+ * Measures: the round trip of a small call (Testbed.echo, p50), MB/s of
+ * 1 MiB payloads (Bench.echoBytes, 8 in flight, bytes counted both ways) and
+ * MB/s of a channel of 64 KiB bytes elements (Bench.sink, default credit).
+ * Targets (issue 5): SHM cross-process round trip at most half of the
+ * Unix-socket one; SHM bulk throughput at least 2x the Unix socket's.
+ * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (1500).
+ */
+import * as path from "node:path";
+import { Worker } from "node:worker_threads";
+import { Testbed } from "../apps/testbed/testbed.js";
+import { channel } from "../src/session/channels.js";
+import type { Link } from "../src/session/link.js";
+import { client } from "../src/session/serve.js";
+import { establishHostPeer, ShmHost } from "../src/transport/shm/index.js";
+import {
+  calibrateNsPerIter,
+  DIST_ROOT,
+  fmtBytesPerSec,
+  fmtRatio,
+  fmtUs,
+  measureSequential,
+  measureThroughput,
+  median,
+  printTable,
+  runRounds,
+  type Row,
+} from "./lib/harness.js";
+import { patternSlice } from "./lib/pattern.js";
+import { connectRoam, startRoamServer } from "./roam/clients.js";
+import { Bench } from "./roam/bench-service.js";
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 1500) };
+const MIB = 1024 * 1024;
+const BULK = patternSlice(0, MIB);
+const ELEMENT = patternSlice(0, 64 * 1024);
+const ELEMENTS_PER_CALL = 256;
+const BULK_INFLIGHT = 8;
+
+interface Contender {
+  rtt(): Promise<void>;
+  bulk(): Promise<number>;
+  stream(): Promise<number>;
+}
+
+function roamContender(link: Link): Contender {
+  const tb = client(Testbed, link.root);
+  const bench = client(Bench, link.root);
+  return {
+    rtt: async () => {
+      await tb.echo("x");
+    },
+    bulk: async () => {
+      const rs = await Promise.all(Array.from({ length: BULK_INFLIGHT }, () => bench.echoBytes(BULK)));
+      for (const r of rs) if (r.length !== MIB) throw new Error("short echo");
+      return BULK_INFLIGHT * 2 * MIB;
+    },
+    stream: async () => {
+      const [tx, rx] = channel<Uint8Array>();
+      const done = bench.sink(rx);
+      for (let i = 0; i < ELEMENTS_PER_CALL; i++) await tx.send(ELEMENT);
+      await tx.close();
+      const n = await done;
+      if (n !== BigInt(ELEMENTS_PER_CALL * ELEMENT.length)) throw new Error(`sink got ${n} bytes`);
+      return ELEMENTS_PER_CALL * ELEMENT.length;
+    },
+  };
+}
+
+function postMessageContender(w: Worker): Contender {
+  const next = () => new Promise<unknown>((resolve) => w.once("message", resolve));
+  return {
+    rtt: async () => {
+      const p = next();
+      w.postMessage("x");
+      await p;
+    },
+    bulk: async () => {
+      let got = 0;
+      const all = new Promise<void>((resolve) => {
+        const on = (v: unknown) => {
+          if ((v as Uint8Array).length !== MIB) throw new Error("short echo");
+          if (++got === BULK_INFLIGHT) {
+            w.off("message", on);
+            resolve();
+          }
+        };
+        w.on("message", on);
+      });
+      for (let i = 0; i < BULK_INFLIGHT; i++) w.postMessage(BULK);
+      await all;
+      return BULK_INFLIGHT * 2 * MIB;
+    },
+    stream: async () => {
+      // A window of 16 chunks (1 MiB, like the default channel credit), one ack per chunk.
+      const window = 16;
+      let sent = 0;
+      let acked = 0;
+      await new Promise<void>((resolve) => {
+        const on = () => {
+          acked++;
+          if (sent < ELEMENTS_PER_CALL) {
+            w.postMessage({ chunk: ELEMENT });
+            sent++;
+          }
+          if (acked === ELEMENTS_PER_CALL) {
+            w.off("message", on);
+            resolve();
+          }
+        };
+        w.on("message", on);
+        for (; sent < window; sent++) w.postMessage({ chunk: ELEMENT });
+      });
+      return ELEMENTS_PER_CALL * ELEMENT.length;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const guestJs = path.join(DIST_ROOT, "bench/shm/guest.js");
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    // This project's Unix-socket transport, server in its own process (default 1 MiB credit).
+    const unixServer = await startRoamServer("unix");
+    cleanups.push(() => unixServer.stop());
+    const unixLink = await connectRoam(unixServer, { maxPayloadSize: 4 * MIB });
+    cleanups.push(() => unixLink.close());
+
+    // SHM across processes: file-backed segment in /dev/shm, doorbell on fd 3.
+    const procHost = ShmHost.create();
+    cleanups.push(() => procHost.close());
+    const pt = procHost.addPeer({ name: "bench guest process" });
+    pt.spawn(process.execPath, [guestJs], { stdio: ["pipe", "inherit", "inherit"] });
+    const procLink = establishHostPeer(procHost, pt.peerId, null);
+    await procHost.waitAttached(pt.peerId);
+
+    // SHM with a worker-thread guest: growable SharedArrayBuffer, Atomics wake-ups.
+    const memHost = ShmHost.create({ backing: "memory" });
+    cleanups.push(() => memHost.close());
+    const wt = memHost.addPeer({ name: "bench guest worker" });
+    wt.spawnWorker(guestJs);
+    const workerLink = establishHostPeer(memHost, wt.peerId, null);
+    await memHost.waitAttached(wt.peerId);
+
+    // worker_threads postMessage.
+    const pm = new Worker(path.join(DIST_ROOT, "bench/shm/pm-worker.js"));
+    cleanups.push(async () => {
+      await pm.terminate();
+    });
+
+    const contenders: Record<string, Contender> = {
+      "roam over Unix socket (other process)": roamContender(unixLink),
+      "roam over SHM, guest process": roamContender(procLink),
+      "roam over SHM, worker thread": roamContender(workerLink),
+      "worker_threads postMessage (floor)": postMessageContender(pm),
+    };
+    const names = Object.keys(contenders);
+    process.stderr.write(`[shm] ${rounds} interleaved rounds × 3 measurements × ${names.length} contenders\n`);
+    const nsPerIter = calibrateNsPerIter();
+
+    const rtt = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureSequential(contenders[n]!.rtt, m)).p50us])));
+    const bulk = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.bulk, m)).bytesPerSec])));
+    const stream = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.stream, m)).bytesPerSec])));
+
+    const med = (r: Record<string, number[]>, n: string) => median(r[n]!);
+    const unix = names[0]!;
+    const rows: Row[] = names.map((n) => ({
+      contender: n,
+      "small call p50": fmtUs(med(rtt, n)),
+      "rtt / unix": fmtRatio(med(rtt, n) / med(rtt, unix)),
+      "1 MiB payloads": fmtBytesPerSec(med(bulk, n)),
+      "bulk × unix": fmtRatio(med(bulk, n) / med(bulk, unix)),
+      "64 KiB channel": fmtBytesPerSec(med(stream, n)),
+      "channel × unix": fmtRatio(med(stream, n) / med(stream, unix)),
+    }));
+    printTable(rows, `SHM transport vs Unix socket vs postMessage (medians of ${rounds} rounds; machine ${nsPerIter.toFixed(2)} ns/iter)`);
+    const shmProc = names[1]!;
+    const rttRatio = med(rtt, shmProc) / med(rtt, unix);
+    const bulkRatio = med(bulk, shmProc) / med(bulk, unix);
+    const streamRatio = med(stream, shmProc) / med(stream, unix);
+    console.log(
+      `targets: cross-process SHM round trip ${fmtRatio(rttRatio)} of Unix (target <= 0.5: ${rttRatio <= 0.5 ? "met" : "NOT met"}); ` +
+        `SHM bulk ${fmtRatio(bulkRatio)} / channel ${fmtRatio(streamRatio)} of Unix (target >= 2x: ${bulkRatio >= 2 && streamRatio >= 2 ? "met" : "NOT met"})`,
+    );
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // best effort
+      }
+    }
+  }
+}
+
+await main();

@@ -1,0 +1,214 @@
+/**
+ * Flow control over SHM (r[shm.flow.*]): no Credit messages. Each channel's
+ * entry in the guest's channel table holds `granted_total`, the cumulative
+ * bytes the receiver authorized; the sender keeps `sent_total` locally and may
+ * send while `granted_total - sent_total` (wrapping, read as i32) covers the
+ * element. The receiver adds to `granted_total` as its application consumes,
+ * then wakes the sender if it sleeps (r[shm.wakeup.credit-wait]).
+ */
+import { ConnectionClosedError } from "../../session/errors.js";
+import { abortReason, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
+import type { ChannelTable } from "./segment.js";
+
+/** What the credit objects need from the transport that owns the channel map. */
+export interface CreditHost {
+  readonly table: ChannelTable;
+  /** The credit object's channel ended locally (the core disposed it). */
+  disposed(key: number, credit: ShmSendCredit | ShmReceiveCredit): void;
+  /** A sender started or stopped waiting for credit. */
+  waiting(credit: ShmSendCredit, on: boolean): void;
+  /** The receiver granted credit: wake the sender's side if it sleeps. */
+  granted(): void;
+  /** Looks up (and attaches) the channel for a new credit object; returns the table index or 0 if not mapped yet. */
+  attach(key: number, credit: ShmSendCredit | ShmReceiveCredit): number;
+}
+
+interface Waiter {
+  n: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+  cleanup: () => void;
+}
+
+export function channelKey(connId: number, channelId: number): number {
+  return connId * 0x100000000 + channelId;
+}
+
+export class ShmSendCredit implements SendCredit {
+  /** Table index once the channel is mapped (0 before). */
+  t = 0;
+  /** sent_total (u32, wrapping). */
+  private sent = 0;
+  private waiters: Waiter[] = [];
+  private dead: Error | null = null;
+
+  constructor(
+    private readonly host: CreditHost,
+    readonly key: number,
+  ) {}
+
+  get available(): number {
+    if (this.t === 0 || this.dead) return 0;
+    const r = (this.host.table.granted(this.t) - this.sent) | 0;
+    // r[shm.flow.wrap-rule]: negative means corruption; treat as no credit.
+    return r < 0 ? 0 : r;
+  }
+
+  /** The first waiter's bytes are available now. */
+  get ready(): boolean {
+    return this.waiters.length > 0 && this.available >= this.waiters[0]!.n;
+  }
+
+  acquire(n: number, signal?: AbortSignal): Promise<void> | undefined {
+    if (this.dead) return Promise.reject(this.dead);
+    if (this.waiters.length === 0 && this.available >= n) {
+      this.sent = (this.sent + n) >>> 0;
+      return undefined;
+    }
+    return new Promise<void>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const w: Waiter = {
+        n,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (onAbort) signal!.removeEventListener("abort", onAbort);
+        },
+      };
+      if (signal) {
+        if (signal.aborted) {
+          reject(abortReason(signal));
+          return;
+        }
+        onAbort = () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          if (this.waiters.length === 0) this.host.waiting(this, false);
+          reject(abortReason(signal));
+          this.poll();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.waiters.push(w);
+      if (this.waiters.length === 1) this.host.waiting(this, true);
+    });
+  }
+
+  /** Re-reads granted_total and lets waiters through (FIFO). Returns true if any went. */
+  poll(): boolean {
+    let any = false;
+    while (this.waiters.length > 0 && this.available >= this.waiters[0]!.n) {
+      const w = this.waiters.shift()!;
+      this.sent = (this.sent + w.n) >>> 0;
+      w.cleanup();
+      w.resolve();
+      any = true;
+    }
+    if (this.waiters.length === 0) this.host.waiting(this, false);
+    return any;
+  }
+
+  /** Credit messages do not exist over SHM (r[shm.flow.no-credit-message]). */
+  grant(_n: number): void {}
+
+  /** The transport stopped: fail waiters without telling the transport. */
+  fail(reason: Error): void {
+    if (this.dead) return;
+    this.dead = reason;
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) {
+      w.cleanup();
+      w.reject(reason);
+    }
+  }
+
+  dispose(reason: Error): void {
+    if (this.dead) return;
+    this.fail(reason);
+    this.host.waiting(this, false);
+    this.host.disposed(this.key, this);
+  }
+
+  /** r[shm.flow.reset]: stop touching the counter once the channel ended. */
+  detach(): void {
+    this.t = 0;
+    if (!this.dead) this.fail(new ConnectionClosedError("channel ended", "local"));
+  }
+}
+
+/**
+ * Receiver accounting: keeps outstanding + buffered <= window. A grant over
+ * SHM is one atomic add (no message, no syscall unless the sender sleeps), so
+ * the sender is topped up as soon as an eighth of the window is free —
+ * earlier than the message-based backend — which keeps a stream flowing
+ * instead of moving in window-sized bursts.
+ */
+export class ShmReceiveCredit implements ReceiveCredit {
+  t = 0;
+  /** Our copy of granted_total minus what arrived: bytes the sender may still send. */
+  private remaining: number;
+  private dead = false;
+
+  constructor(
+    private readonly host: CreditHost,
+    readonly key: number,
+    private readonly window: number,
+    private readonly buffered: () => number,
+  ) {
+    this.remaining = window;
+  }
+
+  get outstanding(): number {
+    return this.remaining;
+  }
+
+  onData(n: number): boolean {
+    if (n > this.remaining) return false;
+    this.remaining -= n;
+    return true;
+  }
+
+  onConsumed(_n: number): void {
+    if (this.t === 0) return;
+    const inUse = this.remaining + this.buffered();
+    if (inUse <= this.window - this.window / 8) {
+      const g = this.window - inUse;
+      if (g > 0) {
+        this.remaining += g;
+        // r[shm.flow.ordering.receiver]: Atomics.add is sequentially consistent.
+        this.host.table.grant(this.t, g);
+        this.host.granted();
+      }
+    }
+  }
+
+  dispose(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.t = 0;
+    this.host.disposed(this.key, this);
+  }
+
+  /** r[shm.flow.reset]: the sender finished; stop granting (the core may still dispose later). */
+  detach(): void {
+    this.t = 0;
+  }
+}
+
+/** The backend handed to the Link (it never sends a message). */
+export class ShmFlowControl implements FlowControlBackend {
+  constructor(private readonly host: CreditHost) {}
+
+  sender(connId: number, channelId: number, _initial: number): SendCredit {
+    const c = new ShmSendCredit(this.host, channelKey(connId, channelId));
+    c.t = this.host.attach(c.key, c);
+    return c;
+  }
+
+  receiver(connId: number, channelId: number, initial: number, buffered: () => number): ReceiveCredit {
+    const c = new ShmReceiveCredit(this.host, channelKey(connId, channelId), initial, buffered);
+    c.t = this.host.attach(c.key, c);
+    return c;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Message ↔ SHM frame mapping (r[shm.frame.*], r[shm.desc.msg-type],
+ * r[shm.metadata.in-payload]).
+ *
+ * Frame header (24 bytes, little-endian): total_len u32, msg_type u8,
+ * flags u8 (bit 0: payload in a VarSlotPool slot), reserved u16, id u32,
+ * method_id u64, payload_len u32. Inline payloads follow the header; slot
+ * references are 12 bytes (class u8, extent u8, pad u16, slot u32,
+ * generation u32).
+ *
+ * Payloads, where the spec leaves them open, follow the reference's mapping:
+ *   Request/Response  postcard { conn_id: u64, metadata, channels: Vec<u64>, payload: bytes }
+ *   Cancel/Close/Reset 8-byte little-endian conn_id
+ *   Data              8-byte little-endian conn_id, then the element bytes
+ *   Goodbye           the UTF-8 reason (the reference writes raw UTF-8; the
+ *                     spec text says a postcard String); the id field carries
+ *                     the conn_id so that closing a virtual connection does
+ *                     not read as closing the link
+ *   Connect           postcard(metadata)
+ *   Accept            postcard((conn_id, metadata))
+ *   Reject            postcard((reason, metadata))
+ * Request and channel ids are u32 on the wire (r[shm.id.*]).
+ */
+import { DecodeError } from "../../codec/errors.js";
+import { Reader } from "../../codec/reader.js";
+import { Writer, checkU64 } from "../../codec/writer.js";
+import type { Message, Metadata, MetadataEntry, MetadataValue } from "../../wire/message.js";
+
+export const MsgType = {
+  Request: 1,
+  Response: 2,
+  Cancel: 3,
+  Data: 4,
+  Close: 5,
+  Reset: 6,
+  Goodbye: 7,
+  Connect: 8,
+  Accept: 9,
+  Reject: 10,
+} as const;
+
+export const FLAG_SLOT_REF = 1;
+
+export const MSG_TYPE_NAMES = ["?", "Request", "Response", "Cancel", "Data", "Close", "Reset", "Goodbye", "Connect", "Accept", "Reject"];
+
+export function writeMetadata(w: Writer, md: Metadata): void {
+  w.varint(md.length);
+  for (const [k, v] of md) {
+    w.string(k);
+    if (typeof v === "string") {
+      w.u8(0);
+      w.string(v);
+    } else if (v instanceof Uint8Array) {
+      w.u8(1);
+      w.bytes(v);
+    } else if (typeof v === "bigint") {
+      checkU64(v);
+      w.u8(2);
+      w.varintBig(v);
+    } else {
+      throw new TypeError(`metadata value for ${JSON.stringify(k)} must be a string, Uint8Array or bigint`);
+    }
+  }
+}
+
+export function readMetadata(r: Reader): MetadataEntry[] {
+  const n = r.length(3);
+  const out: MetadataEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = r.string();
+    const at = r.pos;
+    const tag = r.varint32();
+    let v: MetadataValue;
+    if (tag === 0) v = r.string();
+    else if (tag === 1) v = r.bytes();
+    else if (tag === 2) v = r.varint64();
+    else r.fail(`unknown MetadataValue variant ${tag}`, at);
+    out.push([k, v]);
+  }
+  return out;
+}
+
+const EMPTY_MD: Metadata = [];
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+
+/** Writes the postcard prefix of a Request/Response payload (everything up to the payload bytes). */
+export function writeCallPrefix(w: Writer, connId: number, metadata: Metadata, channels: readonly number[], payloadLength: number): void {
+  w.varint(connId);
+  writeMetadata(w, metadata);
+  w.varint(channels.length);
+  for (const c of channels) w.varint(c);
+  w.varint(payloadLength);
+}
+
+export function connIdBytes(connId: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(connId), true);
+  return b;
+}
+
+/** The payload of a non-call, non-Data frame. */
+export function controlPayload(m: Message): Uint8Array {
+  switch (m.type) {
+    case "Cancel":
+    case "Close":
+    case "Reset":
+      return connIdBytes(m.connId);
+    case "Goodbye":
+      return utf8.encode(m.reason);
+    case "Connect": {
+      const w = new Writer(64);
+      writeMetadata(w, m.metadata);
+      return w.finish();
+    }
+    case "Accept": {
+      const w = new Writer(64);
+      w.varint(m.connId);
+      writeMetadata(w, m.metadata);
+      return w.finish();
+    }
+    case "Reject": {
+      const w = new Writer(64);
+      w.string(m.reason);
+      writeMetadata(w, m.metadata);
+      return w.finish();
+    }
+    default:
+      throw new Error(`${m.type} has no control payload`);
+  }
+}
+
+function readConnId(p: Uint8Array, what: string): number {
+  if (p.length < 8) throw new DecodeError(`${what} payload of ${p.length} bytes is too short for its conn_id`, 0);
+  const v = new DataView(p.buffer, p.byteOffset, 8).getBigUint64(0, true);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new DecodeError(`${what} conn_id ${v} is too large`, 0);
+  return Number(v);
+}
+
+/**
+ * Decodes a frame into a Message. `payload` must be a private copy (the
+ * Message's byte fields are views into it). Channel ids are the raw ids of
+ * the frame (the transport translates them). Throws DecodeError.
+ */
+export function decodeFrame(type: number, id: number, methodId: bigint, payload: Uint8Array): Message {
+  switch (type) {
+    case MsgType.Request:
+    case MsgType.Response: {
+      const r = new Reader(payload);
+      const connId = r.varintSafe();
+      const metadata = readMetadata(r);
+      const n = r.length(1);
+      const channels: number[] = new Array(n);
+      for (let i = 0; i < n; i++) channels[i] = r.varintSafe();
+      const body = r.bytesView();
+      r.expectEnd();
+      return type === MsgType.Request
+        ? { type: "Request", connId, requestId: id, methodId, metadata: metadata.length ? metadata : EMPTY_MD, channels, payload: body }
+        : { type: "Response", connId, requestId: id, metadata: metadata.length ? metadata : EMPTY_MD, channels, payload: body };
+    }
+    case MsgType.Cancel:
+      return { type: "Cancel", connId: readConnId(payload, "Cancel"), requestId: id };
+    case MsgType.Data:
+      return { type: "Data", connId: readConnId(payload, "Data"), channelId: id, payload: payload.subarray(8) };
+    case MsgType.Close:
+      return { type: "Close", connId: readConnId(payload, "Close"), channelId: id };
+    case MsgType.Reset:
+      return { type: "Reset", connId: readConnId(payload, "Reset"), channelId: id };
+    case MsgType.Goodbye: {
+      let reason: string;
+      try {
+        reason = utf8Strict.decode(payload);
+      } catch {
+        throw new DecodeError("Goodbye reason is not valid UTF-8", 0);
+      }
+      return { type: "Goodbye", connId: id, reason };
+    }
+    case MsgType.Connect: {
+      const r = new Reader(payload);
+      const metadata = readMetadata(r);
+      r.expectEnd();
+      return { type: "Connect", requestId: id, metadata };
+    }
+    case MsgType.Accept: {
+      const r = new Reader(payload);
+      const connId = r.varintSafe();
+      const metadata = readMetadata(r);
+      r.expectEnd();
+      return { type: "Accept", requestId: id, connId, metadata };
+    }
+    case MsgType.Reject: {
+      const r = new Reader(payload);
+      const reason = r.string();
+      const metadata = readMetadata(r);
+      r.expectEnd();
+      return { type: "Reject", requestId: id, reason, metadata };
+    }
+    default:
+      throw new DecodeError(`unknown SHM msg_type ${type}`, 0);
+  }
+}
