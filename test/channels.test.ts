@@ -342,3 +342,22 @@ for (const kind of TRANSPORTS) {
 }
 
 void (null as unknown as Tx<number>);
+
+test("an element larger than the credit left (but within the window) is delivered once the consumer caught up", async () => {
+  const env = await startServer("tcp", { dispatcher: serve(Chan, chanImpl), initialChannelCredit: 32 * 1024 });
+  try {
+    const link = await env.connect({ initialChannelCredit: 32 * 1024 });
+    const c = client(Chan, link.root);
+    const [tx, rx] = channel<Uint8Array>();
+    const total = c.drain(rx);
+    await tx.send(new Uint8Array(4 * 1024));
+    // 4 KiB + 30,000 B > 32 KiB: only possible after the receiver tops the window up.
+    await within(tx.send(new Uint8Array(30_000)), 5000, "large send after a small one");
+    await within(tx.send(new Uint8Array(32 * 1024 - 8)), 5000, "a nearly full-window element");
+    await tx.close();
+    assert.equal(await total, BigInt(4 * 1024 + 30_000 + 32 * 1024 - 8));
+    link.close();
+  } finally {
+    await env.cleanup();
+  }
+});

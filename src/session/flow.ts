@@ -129,6 +129,8 @@ export function abortReason(signal: AbortSignal): Error {
  */
 export class CounterReceiveCredit implements ReceiveCredit {
   private remaining: number;
+  private idleTopUpScheduled = false;
+  private disposed = false;
   constructor(
     private readonly window: number,
     private readonly buffered: () => number,
@@ -149,15 +151,36 @@ export class CounterReceiveCredit implements ReceiveCredit {
     // Top up once a quarter of the window is free: data in flight (socket
     // buffers) must not eat the whole window before the grant arrives.
     if (inUse <= this.window - this.window / 4) {
-      const g = this.window - inUse;
-      if (g > 0) {
-        this.remaining += g;
-        this.sendGrant(g);
-      }
+      this.grantUpTo(inUse);
+      return;
+    }
+    // The consumer has taken everything: the sender may be waiting to send
+    // an element larger than the credit it has left (anything up to a full
+    // window is legal). Top it up to the full window once per event-loop
+    // turn, so a steady stream of small elements does not cost a Credit each.
+    if (this.buffered() === 0 && this.remaining < this.window && !this.idleTopUpScheduled) {
+      this.idleTopUpScheduled = true;
+      scheduleSoon(() => {
+        this.idleTopUpScheduled = false;
+        if (this.disposed) return;
+        if (this.buffered() === 0) this.grantUpTo(this.remaining);
+      });
     }
   }
-  dispose(): void {}
+  private grantUpTo(inUse: number): void {
+    const g = this.window - inUse;
+    if (g > 0) {
+      this.remaining += g;
+      this.sendGrant(g);
+    }
+  }
+  dispose(): void {
+    this.disposed = true;
+  }
 }
+
+const scheduleSoon: (f: () => void) => void =
+  typeof setImmediate === "function" ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
 
 /** Backend for message transports: local counters + `Credit` messages. */
 export class CreditMessageFlowControl implements FlowControlBackend {
