@@ -144,8 +144,10 @@ export class CounterReceiveCredit implements ReceiveCredit {
   onData(n: number): boolean {
     if (n > this.remaining) return false;
     this.remaining -= n;
+    this.dataSeq++;
     return true;
   }
+  private dataSeq = 0;
   onConsumed(_n: number): void {
     const inUse = this.remaining + this.buffered();
     // Top up once a quarter of the window is free: data in flight (socket
@@ -158,12 +160,16 @@ export class CounterReceiveCredit implements ReceiveCredit {
     // an element larger than the credit it has left (anything up to a full
     // window is legal). Top it up to the full window once per event-loop
     // turn, so a steady stream of small elements does not cost a Credit each.
+    // Only when no data arrived meanwhile (the sender really is stuck): a
+    // flowing stream is topped up by the rule above and costs no extra Credit.
     if (this.buffered() === 0 && this.remaining < this.window && !this.idleTopUpScheduled) {
       this.idleTopUpScheduled = true;
-      scheduleSoon(() => {
+      const seq = this.dataSeq;
+      scheduleLater(() => {
         this.idleTopUpScheduled = false;
         if (this.disposed) return;
-        if (this.buffered() === 0) this.grantUpTo(this.remaining);
+        if (this.dataSeq === seq && this.buffered() === 0) this.grantUpTo(this.remaining);
+        else if (this.buffered() === 0 && this.remaining < this.window) this.onConsumed(0);
       });
     }
   }
@@ -179,8 +185,11 @@ export class CounterReceiveCredit implements ReceiveCredit {
   }
 }
 
-const scheduleSoon: (f: () => void) => void =
-  typeof setImmediate === "function" ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
+/** A short delay (1 ms): long enough to see whether more data is still arriving. */
+const scheduleLater = (f: () => void): void => {
+  const t = setTimeout(f, 1) as unknown as { unref?: () => void };
+  t.unref?.();
+};
 
 /** Backend for message transports: local counters + `Credit` messages. */
 export class CreditMessageFlowControl implements FlowControlBackend {
