@@ -103,7 +103,8 @@ export class UnknownMessageVariantError extends DecodeError {
 // Encoding
 // ---------------------------------------------------------------------------
 
-function writeMetadata(w: Writer, md: Metadata): void {
+/** Appends `Vec<(String, MetadataValue)>` (shared with the SHM frame codec). */
+export function writeMetadata(w: Writer, md: Metadata): void {
   w.varint(md.length);
   for (const [k, v] of md) {
     w.string(k);
@@ -235,7 +236,8 @@ export function dataPayload(m: DataMessage): Uint8Array {
 // Decoding
 // ---------------------------------------------------------------------------
 
-function readMetadata(r: Reader): MetadataEntry[] {
+/** Reads `Vec<(String, MetadataValue)>` (shared with the SHM frame codec). */
+export function readMetadata(r: Reader): MetadataEntry[] {
   // Each entry takes at least 3 bytes (key length, value tag, value length/varint).
   const n = r.length(3);
   const out: MetadataEntry[] = [];

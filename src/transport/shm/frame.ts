@@ -23,8 +23,8 @@
  */
 import { DecodeError } from "../../codec/errors.js";
 import { Reader } from "../../codec/reader.js";
-import { Writer, checkU64 } from "../../codec/writer.js";
-import type { Message, Metadata, MetadataEntry, MetadataValue } from "../../wire/message.js";
+import { Writer } from "../../codec/writer.js";
+import { readMetadata, writeMetadata, type Message, type Metadata } from "../../wire/message.js";
 
 export const MsgType = {
   Request: 1,
@@ -43,42 +43,7 @@ export const FLAG_SLOT_REF = 1;
 
 export const MSG_TYPE_NAMES = ["?", "Request", "Response", "Cancel", "Data", "Close", "Reset", "Goodbye", "Connect", "Accept", "Reject"];
 
-export function writeMetadata(w: Writer, md: Metadata): void {
-  w.varint(md.length);
-  for (const [k, v] of md) {
-    w.string(k);
-    if (typeof v === "string") {
-      w.u8(0);
-      w.string(v);
-    } else if (v instanceof Uint8Array) {
-      w.u8(1);
-      w.bytes(v);
-    } else if (typeof v === "bigint") {
-      checkU64(v);
-      w.u8(2);
-      w.varintBig(v);
-    } else {
-      throw new TypeError(`metadata value for ${JSON.stringify(k)} must be a string, Uint8Array or bigint`);
-    }
-  }
-}
-
-export function readMetadata(r: Reader): MetadataEntry[] {
-  const n = r.length(3);
-  const out: MetadataEntry[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = r.string();
-    const at = r.pos;
-    const tag = r.varint32();
-    let v: MetadataValue;
-    if (tag === 0) v = r.string();
-    else if (tag === 1) v = r.bytes();
-    else if (tag === 2) v = r.varint64();
-    else r.fail(`unknown MetadataValue variant ${tag}`, at);
-    out.push([k, v]);
-  }
-  return out;
-}
+export { writeMetadata, readMetadata };
 
 const EMPTY_MD: Metadata = [];
 const utf8 = new TextEncoder();
