@@ -270,3 +270,34 @@ describe("byte tunnels", () => {
     }
   });
 });
+
+test("a stream that ends while its last chunk still waits for credit loses nothing", async () => {
+  const { PassThrough } = await import("node:stream");
+  // A tiny window forces every chunk to be split and to wait for credit.
+  const server = await listenTcp({
+    port: 0,
+    initialChannelCredit: 1024,
+    dispatcher: serve(Tunnels, {
+      open: async (_port, input, output) => {
+        let n = 0n;
+        for await (const b of input) n += BigInt(b.length);
+        await output.close();
+        return n;
+      },
+    }),
+  });
+  const link = await connectTcp({ port: server.port!, initialChannelCredit: 1024 });
+  try {
+    const tun = tunnel();
+    const call = client(Tunnels, link.root).open(1, tun.remote.input, tun.remote.output);
+    const src = new PassThrough();
+    const pump = pumpDuplex(src as unknown as net.Socket, tun.local);
+    src.end(Buffer.alloc(50_000, 7)); // one chunk, then end at once
+    const r = await within(pump, 10_000, "pump");
+    assert.equal(r.sent, 50_000);
+    assert.equal(await within(call, 10_000, "call"), 50_000n);
+  } finally {
+    link.close();
+    await server.close();
+  }
+});

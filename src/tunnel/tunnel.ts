@@ -107,9 +107,12 @@ export async function pumpDuplex(stream: Duplex, ends: TunnelEnds, options: Pump
         result.sent += piece.length;
       }
     };
+    // The chunk being sent. A paused Readable still emits 'end' once its last
+    // chunk was handed out, so Close must wait for that chunk's pieces.
+    let inFlight: Promise<void> = Promise.resolve();
     stream.on("data", (chunk: Uint8Array) => {
       stream.pause();
-      sendChunk(chunk).then(
+      inFlight = sendChunk(chunk).then(
         () => {
           if (failed === null) stream.resume();
         },
@@ -120,10 +123,12 @@ export async function pumpDuplex(stream: Duplex, ends: TunnelEnds, options: Pump
       );
     });
     stream.once("end", () => {
-      if (failed !== null) return finish();
-      ends.tx.close().then(finish, (e) => {
-        teardown(e);
-        finish();
+      void inFlight.then(() => {
+        if (failed !== null) return finish();
+        ends.tx.close().then(finish, (e) => {
+          teardown(e);
+          finish();
+        });
       });
     });
     stream.once("close", () => {
