@@ -64,7 +64,7 @@ export class Tx<T> {
   private pending = 0;
   private pendingBytes = 0;
   private closeWaiters: (() => void)[] = [];
-  private gauge: PressureGauge | null = null;
+  private readonly gauge = new PressureGauge();
   private totalBytes = 0;
   private totalValues = 0;
   private sendsSinceYield = 0;
@@ -85,9 +85,7 @@ export class Tx<T> {
     if (this.binding) throw new EncodeFailedError("channel", "this Tx is already bound to a call; create a new channel() per call");
     const credit = host.flow.sender(host.connId, id, host.initialCredit);
     this.binding = { host, id, credit, schema };
-    this.gauge = new PressureGauge(host.thresholds);
-    for (const l of this.earlyListeners) this.gauge.on(l);
-    this.earlyListeners = [];
+    this.gauge.configure(host.thresholds);
     const ws = this.bindWaiters;
     this.bindWaiters = [];
     for (const w of ws) w();
@@ -258,19 +256,14 @@ export class Tx<T> {
 
   private updateGauge(): void {
     const b = this.binding;
-    if (!b || !this.gauge) return;
+    if (!b) return;
     const window = b.host.initialCredit;
     this.gauge.update((window - Math.min(window, b.credit.available) + this.pendingBytes) / window, b.id, "send");
   }
 
-  private earlyListeners: LevelListener[] = [];
   /** Subscribes to level changes (green/yellow/red) of this channel; returns an unsubscribe function. */
   onLevel(listener: LevelListener): () => void {
-    if (this.gauge) return this.gauge.on(listener);
-    this.earlyListeners.push(listener);
-    return () => {
-      this.earlyListeners = this.earlyListeners.filter((l) => l !== listener);
-    };
+    return this.gauge.on(listener);
   }
 
   stats(): ChannelStats {
@@ -284,7 +277,7 @@ export class Tx<T> {
       bufferedBytes: this.pendingBytes,
       creditOutstanding: avail,
       inFlightBytes: Math.max(0, window - avail),
-      level: this.gauge?.level ?? "green",
+      level: this.gauge.level,
       totalBytes: this.totalBytes,
       totalValues: this.totalValues,
     };
@@ -313,8 +306,7 @@ export class Rx<T> implements AsyncIterable<T> {
   private ended = false;
   private failure: RoamError | null = null;
   private waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | null = null;
-  private gauge: PressureGauge | null = null;
-  private earlyListeners: LevelListener[] = [];
+  private readonly gauge = new PressureGauge();
   private totalBytes = 0;
   private totalValues = 0;
 
@@ -327,9 +319,7 @@ export class Rx<T> implements AsyncIterable<T> {
     if (this.binding) throw new EncodeFailedError("channel", "this Rx is already bound to a call; create a new channel() per call");
     const credit = host.flow.receiver(host.connId, id, host.initialCredit, () => this.bufferedBytes);
     this.binding = { host, id, credit, schema };
-    this.gauge = new PressureGauge(host.thresholds);
-    for (const l of this.earlyListeners) this.gauge.on(l);
-    this.earlyListeners = [];
+    this.gauge.configure(host.thresholds);
   }
 
   /**
@@ -479,16 +469,13 @@ export class Rx<T> implements AsyncIterable<T> {
 
   private updateGauge(): void {
     const b = this.binding;
-    if (!b || !this.gauge) return;
+    if (!b) return;
     this.gauge.update(this.bufferedBytes / b.host.initialCredit, b.id, "receive");
   }
 
+  /** Subscribes to level changes (green/yellow/red) of this channel; returns an unsubscribe function. */
   onLevel(listener: LevelListener): () => void {
-    if (this.gauge) return this.gauge.on(listener);
-    this.earlyListeners.push(listener);
-    return () => {
-      this.earlyListeners = this.earlyListeners.filter((l) => l !== listener);
-    };
+    return this.gauge.on(listener);
   }
 
   stats(): ChannelStats {
@@ -502,7 +489,7 @@ export class Rx<T> implements AsyncIterable<T> {
       bufferedBytes: this.bufferedBytes,
       creditOutstanding: outstanding,
       inFlightBytes: Math.max(0, window - outstanding),
-      level: this.gauge?.level ?? "green",
+      level: this.gauge.level,
       totalBytes: this.totalBytes,
       totalValues: this.totalValues,
     };

@@ -56,7 +56,12 @@ export type LevelListener = (change: LevelChange) => void;
 export class PressureGauge {
   level: PressureLevel = "green";
   private listeners: LevelListener[] = [];
-  constructor(private readonly thresholds: PressureThresholds) {}
+  private thresholds: PressureThresholds = DEFAULT_THRESHOLDS;
+
+  /** Sets the thresholds (a channel learns its link's when it is bound to a call). */
+  configure(thresholds: PressureThresholds): void {
+    this.thresholds = thresholds;
+  }
 
   on(listener: LevelListener): () => void {
     this.listeners.push(listener);
