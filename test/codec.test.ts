@@ -677,16 +677,27 @@ describe("CobsFrameDecoder", () => {
     assert.equal(dec.buffered, 0);
   });
 
-  test("push takes ownership: frames are decoded in place, views stay valid across later pushes", () => {
-    const dec = new CobsFrameDecoder(64);
+  test("push keeps no reference to the chunk: it may be reused at once, frames stay valid", () => {
+    const dec = new CobsFrameDecoder(64, undefined, 16);
     const frames: Uint8Array[] = [];
-    const first = Uint8Array.of(3, 1, 2, 0, 2, 9);
-    dec.push(first, (f) => frames.push(f));
-    assert.equal(frames.length, 1);
-    assert.equal(frames[0]!.buffer, first.buffer, "the frame is a view into the pushed chunk (no copy)");
-    dec.push(Uint8Array.of(0), (f) => frames.push(f)); // completes "02 09"
-    dec.push(Uint8Array.of(4, 7, 7, 7, 0), (f) => frames.push(f));
-    assert.deepEqual(frames, [b(1, 2), b(9), b(7, 7, 7)]);
+    const reused = new Uint8Array(8);
+    const feed = (...bytes: number[]) => {
+      reused.set(bytes);
+      dec.push(reused.subarray(0, bytes.length), (f) => frames.push(f));
+      reused.fill(0xee); // the caller overwrites its buffer right away
+    };
+    feed(3, 1, 2, 0, 2, 9);
+    feed(0); // completes "02 09"
+    feed(4, 7, 7, 7, 0);
+    // Enough frames to fill several 16-byte slabs, each split over two pushes
+    // (so some are moved to a new slab half-decoded).
+    for (let k = 1; k <= 6; k++) {
+      feed(6, k, k, k);
+      feed(k, k, 0);
+    }
+    const fives = Array.from({ length: 6 }, (_, i) => b(i + 1, i + 1, i + 1, i + 1, i + 1));
+    assert.deepEqual(frames, [b(1, 2), b(9), b(7, 7, 7), ...fives]);
+    assert.equal(dec.buffered, 0);
   });
 
   test("a hostile unterminated frame larger than the limit fails, and never buffers past the limit", () => {

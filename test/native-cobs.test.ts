@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { cobsDecode, cobsEncode } from "../src/codec/cobs.js";
+import { CobsFrameDecoder, cobsDecode, cobsDecodeStep, cobsEncode } from "../src/codec/cobs.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
 
 const skip = process.env.ROAM_NO_NATIVE === "1";
@@ -59,4 +59,59 @@ test("native decode == JS decode, including malformed frames", { skip: skip || !
 
 test("native encode refuses a destination that is too small", { skip: skip || !nativeCobs }, () => {
   assert.throws(() => nativeCobs!.encode(new Uint8Array(4), 0, new Uint8Array(10).fill(1)), TypeError);
+});
+
+/** Runs a decoder over `stream` cut into `cuts`; frames, then "error" if it threw. */
+function decodeAll(dec: CobsFrameDecoder, stream: Uint8Array, cuts: number[]): (Uint8Array | "error")[] {
+  const out: (Uint8Array | "error")[] = [];
+  const reused = new Uint8Array(stream.length);
+  let at = 0;
+  for (const c of [...cuts.filter((x) => x < stream.length).sort((x, y) => x - y), stream.length]) {
+    if (c < at) continue;
+    // Feed through one reused buffer that is scribbled over afterwards.
+    const piece = reused.subarray(0, c - at);
+    piece.set(stream.subarray(at, c));
+    try {
+      dec.push(piece, (f) => out.push(f));
+    } catch {
+      out.push("error");
+      return out;
+    }
+    piece.fill(0xa5);
+    at = c;
+  }
+  return out;
+}
+
+test("stream decoding: native decodeStream == JS cobsDecodeStep at any chunking and slab size, malformed input included", { skip: skip || !nativeCobs }, () => {
+  const frameArb = fc.oneof(bytesArb.map((r) => ({ raw: r, enc: cobsEncode(r) })), fc.uint8Array({ minLength: 1, maxLength: 300 }).map((g) => ({ raw: null, enc: g })));
+  fc.assert(
+    fc.property(fc.array(frameArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), fc.integer({ min: 1, max: 2048 }), (frames, cutSeeds, slab) => {
+      const parts: number[] = [];
+      for (const f of frames) parts.push(...f.enc, 0);
+      const stream = Uint8Array.from(parts);
+      const cuts = cutSeeds.map((s) => (stream.length === 0 ? 0 : s % stream.length));
+      const native = decodeAll(new CobsFrameDecoder(4096, nativeCobs!.decodeStream, slab), stream, cuts);
+      const js = decodeAll(new CobsFrameDecoder(4096, cobsDecodeStep, slab), stream, cuts);
+      assert.deepEqual(native, js);
+      if (frames.every((f) => f.raw !== null)) {
+        // Well-formed: exactly the frames (empty ones included, bare delimiters never appear here).
+        assert.deepEqual(native, frames.map((f) => f.raw));
+      }
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test("native decodeStream refuses a state or destination that could write out of bounds", { skip: skip || !nativeCobs }, () => {
+  const src = Uint8Array.of(5, 1, 2, 3, 4, 0);
+  assert.throws(() => nativeCobs!.decodeStream(src, 0, src.length, new Uint8Array(3), new Int32Array(4)), TypeError);
+  assert.throws(() => nativeCobs!.decodeStream(src, 0, src.length, new Uint8Array(64), Int32Array.of(0, 0, 62, 0)), TypeError);
+  assert.throws(() => nativeCobs!.decodeStream(src, 0, src.length, new Uint8Array(64), Int32Array.of(300, 0, 0, 0)), TypeError);
+  assert.throws(() => nativeCobs!.decodeStream(src, 2, 99, new Uint8Array(64), new Int32Array(4)), TypeError);
+  const st = new Int32Array(4);
+  const dst = new Uint8Array(16);
+  assert.equal(nativeCobs!.decodeStream(src, 0, src.length, dst, st), 6);
+  assert.deepEqual([...st], [0, 0, 4, 1]);
+  assert.deepEqual(dst.subarray(0, 4), Uint8Array.of(1, 2, 3, 4));
 });

@@ -17,9 +17,9 @@ export interface PeerServer {
  * Spawn `dist/<script>` with `--transport tcp|unix [--socket <tmpdir>/<socketName>]`
  * and wait for its ready line.
  */
-export async function startPeerServer(script: string, transport: Transport, socketName: string): Promise<PeerServer> {
+export async function startPeerServer(script: string, transport: Transport, socketName: string, extraArgs: string[] = []): Promise<PeerServer> {
   const tmp = transport === 'unix' ? makeTempDir('roam-bench-') : undefined;
-  const args = ['--transport', transport];
+  const args = ['--transport', transport, ...extraArgs];
   if (tmp) args.push('--socket', `${tmp.dir}/${socketName}`);
   try {
     const s = await spawnNode(script, args);

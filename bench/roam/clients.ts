@@ -11,8 +11,7 @@ import type { PeerOptions } from "../../src/transport/link-options.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
 
 export function startRoamServer(t: Transport, extraArgs: string[] = []): Promise<PeerServer> {
-  void extraArgs;
-  return startPeerServer("bench/roam/roam-server.js", t, "roam.sock");
+  return startPeerServer("bench/roam/roam-server.js", t, "roam.sock", extraArgs);
 }
 
 export async function connectRoam(server: PeerServer, o: PeerOptions = {}): Promise<Link> {

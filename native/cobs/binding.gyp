@@ -3,7 +3,7 @@
     {
       "target_name": "roam_cobs",
       "sources": ["roam_cobs.c"],
-      "cflags": ["-O2", "-Wall"],
+      "cflags": ["-O3", "-Wall"],
       "xcode_settings": { "OTHER_CFLAGS": ["-O2"] }
     }
   ]

@@ -13,12 +13,57 @@
  *     length, -1 if the frame contains a zero byte, -2 if a block runs past
  *     the end.
  *
- * Zeros are found with memchr and blocks moved with memcpy/memmove, so the
- * cost is a few memory passes per frame.
+ *   decodeStream(src, start, end, dst, state) -> consumed
+ *     Resumable decoder for a byte stream of delimited frames: decodes
+ *     src[start, end) into dst at state[2], stopping after the first
+ *     delimiter. state (Int32Array) = [bytes left in the current block,
+ *     1 if a zero is due before the next block, output position, status];
+ *     status is set to 0 (input used up inside a frame), 1 (a frame ended:
+ *     its delimiter was consumed) or 2 (malformed: a delimiter inside a
+ *     block; consumed through it, state reset for the next frame).
+ *     dst must have room for end - start bytes past the output position
+ *     (one input byte never yields more than one output byte).
+ *
+ * The copy loops scan for zeros and copy in the same pass (16 bytes at a
+ * time with SSE2 where available), so each byte is read once and written
+ * once.
  */
 #include <node_api.h>
 #include <string.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/*
+ * Copies src[0, n) to dst until the first zero byte; returns how many bytes
+ * precede that zero (n if there is none). Bytes after the zero may also be
+ * written to dst[run, n) (the caller's later output overwrites them).
+ */
+static size_t copy_until_zero(uint8_t* dst, const uint8_t* src, size_t n) {
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i*)(src + i));
+    _mm_storeu_si128((__m128i*)(dst + i), v);
+    int m = _mm_movemask_epi8(_mm_cmpeq_epi8(v, zero));
+    if (m != 0) return i + (size_t)__builtin_ctz((unsigned)m);
+  }
+  for (; i < n; i++) {
+    uint8_t b = src[i];
+    if (b == 0) return i;
+    dst[i] = b;
+  }
+  return n;
+#else
+  const uint8_t* z = (const uint8_t*)memchr(src, 0, n);
+  size_t run = z ? (size_t)(z - src) : n;
+  memcpy(dst, src, run);
+  (void)i;
+  return run;
+#endif
+}
 
 static int typed_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   napi_typedarray_type type;
@@ -75,14 +120,13 @@ static napi_value encode(napi_env env, napi_callback_info info) {
       size_t room = 0xFF - code;
       size_t avail = (size_t)(end - p);
       size_t lim = avail < room ? avail : room;
-      const uint8_t* z = (const uint8_t*)memchr(p, 0, lim);
-      size_t run = z ? (size_t)(z - p) : lim;
-      memcpy(dst + out, p, run);
+      size_t run = copy_until_zero(dst + out, p, lim);
+      int found_zero = run < lim;
       out += run;
       code += run;
       p += run;
       remaining -= run;
-      if (z) {
+      if (found_zero) {
         dst[code_pos] = (uint8_t)code;
         code_pos = out++;
         code = 1;
@@ -134,10 +178,89 @@ static napi_value decode_in_place(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value decode_stream(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5) return throw_type(env, "decodeStream(src, start, end, dst, state)");
+  uint8_t* src;
+  size_t src_len;
+  uint8_t* dst;
+  size_t dst_len;
+  if (!typed_bytes(env, argv[0], &src, &src_len)) return throw_type(env, "src must be a Uint8Array");
+  if (!typed_bytes(env, argv[3], &dst, &dst_len)) return throw_type(env, "dst must be a Uint8Array");
+  int64_t start, end;
+  if (napi_get_value_int64(env, argv[1], &start) != napi_ok || napi_get_value_int64(env, argv[2], &end) != napi_ok ||
+      start < 0 || end < start || (size_t)end > src_len)
+    return throw_type(env, "start/end outside src");
+  napi_typedarray_type st_type;
+  size_t st_len;
+  void* st_ptr;
+  napi_value st_ab;
+  size_t st_off;
+  if (napi_get_typedarray_info(env, argv[4], &st_type, &st_len, &st_ptr, &st_ab, &st_off) != napi_ok || st_type != napi_int32_array || st_len < 4)
+    return throw_type(env, "state must be an Int32Array(4)");
+  int32_t* state = (int32_t*)st_ptr;
+  if (state[0] < 0 || state[0] > 254 || state[2] < 0 || (size_t)state[2] > dst_len || dst_len - (size_t)state[2] < (size_t)(end - start))
+    return throw_type(env, "bad state or dst too small");
+
+  size_t left = (size_t)state[0];
+  int zero_due = state[1] != 0;
+  size_t out = (size_t)state[2];
+  int status = 0;
+  size_t i = (size_t)start;
+  const size_t stop = (size_t)end;
+  size_t zero_at = 0; /* position of the next zero at or after i, once searched */
+  int searched = 0;
+  while (i < stop) {
+    if (left == 0) {
+      uint8_t code = src[i++];
+      if (code == 0) {
+        status = 1;
+        zero_due = 0;
+        break;
+      }
+      if (zero_due) dst[out++] = 0;
+      left = (size_t)code - 1;
+      zero_due = code != 0xFF;
+    } else {
+      /* The next zero is found once (memchr) and every block before it is a
+       * plain memcpy. */
+      if (!searched || zero_at < i) {
+        searched = 1;
+        const uint8_t* z = (const uint8_t*)memchr(src + i, 0, stop - i);
+        zero_at = z ? (size_t)(z - src) : stop;
+      }
+      size_t avail = zero_at - i;
+      size_t n = left < avail ? left : avail;
+      memcpy(dst + out, src + i, n);
+      out += n;
+      i += n;
+      left -= n;
+      if (left > 0 && i < stop) {
+        /* A delimiter where block data was expected: the frame is cut short. */
+        i++;
+        status = 2;
+        left = 0;
+        zero_due = 0;
+        break;
+      }
+    }
+  }
+  state[0] = (int32_t)left;
+  state[1] = zero_due;
+  state[2] = (int32_t)out;
+  state[3] = status;
+  napi_value result;
+  napi_create_int64(env, (int64_t)(i - (size_t)start), &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"encode", NULL, encode, NULL, NULL, NULL, napi_default, NULL},
       {"decodeInPlace", NULL, decode_in_place, NULL, NULL, NULL, napi_default, NULL},
+      {"decodeStream", NULL, decode_stream, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -167,93 +167,194 @@ export function cobsDecode(src: Uint8Array): Uint8Array {
 }
 
 /**
+ * One step of a resumable COBS stream decoder: decodes `src[start, end)` into
+ * `dst` at `state[2]`, stopping right after the first frame delimiter.
+ * `state` is `[data bytes left in the current block, 1 if a zero is due
+ * before the next block, output position, status]`; status becomes 0 (input
+ * used up inside a frame), 1 (a frame ended; its delimiter was consumed) or
+ * 2 (malformed: a delimiter inside a block; consumed through it and the
+ * state reset). Returns the bytes consumed. `dst` must have room for
+ * `end - start` bytes past the output position. The native addon provides
+ * the same function (`decodeStream`).
+ */
+export type CobsStreamKernel = (src: Uint8Array, start: number, end: number, dst: Uint8Array, state: Int32Array) => number;
+
+/** The pure-JS CobsStreamKernel. */
+export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst: Uint8Array, state: Int32Array): number {
+  let left = state[0]!;
+  let zeroDue = state[1]!;
+  let out = state[2]!;
+  let status = 0;
+  let i = start;
+  // Next zero at or after i (found once, reused by every block before it).
+  let zero = -1;
+  const scan = end - start >= 64 ? scanView(src, 0, end) : null;
+  while (i < end) {
+    if (left === 0) {
+      const code = src[i++]!;
+      if (code === 0) {
+        status = 1;
+        zeroDue = 0;
+        break;
+      }
+      if (zeroDue) dst[out++] = 0;
+      left = code - 1;
+      zeroDue = code === 0xff ? 0 : 1;
+      continue;
+    }
+    const n = Math.min(left, end - i);
+    let run: number;
+    if (scan === null || n <= SHORT_BLOCK) {
+      run = 0;
+      while (run < n && src[i + run] !== 0) {
+        dst[out + run] = src[i + run]!;
+        run++;
+      }
+    } else {
+      if (zero < i) {
+        zero = scan.indexOf(0, i);
+        if (zero === -1) zero = end;
+      }
+      run = Math.min(n, zero - i);
+      dst.set(src.subarray(i, i + run), out);
+    }
+    out += run;
+    i += run;
+    left -= run;
+    if (run < n) {
+      // A delimiter where block data was expected: the frame was cut short.
+      i++;
+      status = 2;
+      left = 0;
+      zeroDue = 0;
+      break;
+    }
+  }
+  state[0] = left;
+  state[1] = zeroDue;
+  state[2] = out;
+  state[3] = status;
+  return i - start;
+}
+
+const EMPTY = new Uint8Array(0);
+/** Below this much room a slab is replaced rather than filled in tiny steps. */
+const MIN_STEP = 4096;
+
+/** Fresh, uninitialised memory as a plain Uint8Array (no zero fill where Node's Buffer exists). */
+function allocBytes(n: number): Uint8Array {
+  const B = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
+  if (!B) return new Uint8Array(n);
+  const b = B.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
+/**
  * Incremental frame splitter + decoder for a byte stream.
  *
- * Feed it chunks as they arrive; it returns every complete decoded frame.
+ * Feed it chunks as they arrive; it hands out every complete decoded frame.
  * Frames may be split across chunks or many may share one chunk. A peer
  * that sends more than `maxFrameBytes` encoded bytes without a delimiter
  * gets a FramingError instead of unbounded buffering.
  *
- * `push` takes ownership of each chunk: frames are decoded in place and
- * handed out as views into it (socket reads are fresh buffers, so this
- * costs no copy). Do not reuse a chunk after pushing it.
+ * Each byte is decoded straight from the chunk into a slab (one pass, no
+ * intermediate buffer), so `push` never keeps the chunk: a transport can read
+ * into one reused buffer. Frames are views into the slab and stay valid
+ * forever; a new slab is started when the current one runs out.
  */
 export class CobsFrameDecoder {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-  private readonly decodeInPlace: (buf: Uint8Array) => number;
+  private slab: Uint8Array = EMPTY;
+  /** Where the current frame's decoded bytes start in the slab. */
+  private frameStart = 0;
+  /** [left in block, zero due, output position, status] (see CobsStreamKernel). */
+  private readonly state = new Int32Array(4);
+  /** Encoded bytes consumed for the current frame (delimiter included once seen). */
+  private frameBytes = 0;
+  /** Decoded size of the last frame: a slab with less room left is retired at the frame boundary. */
+  private lastFrame = 0;
+  private readonly kernel: CobsStreamKernel;
 
   /**
-   * @param decodeInPlace an alternative in-place decoder (the native addon):
-   *   returns the decoded length, -1 for a zero inside the frame, -2 for a
-   *   block past the end.
+   * @param kernel an alternative decode step (the native addon's `decodeStream`).
+   * @param slabBytes size of each output slab (frames larger than it get their own).
    */
   constructor(
     readonly maxFrameBytes: number,
-    decodeInPlace?: (buf: Uint8Array) => number,
+    kernel?: CobsStreamKernel,
+    private readonly slabBytes = 256 * 1024,
   ) {
-    this.decodeInPlace = decodeInPlace
-      ? (buf) => {
-          const n = decodeInPlace(buf);
-          if (n === -1) throw new FramingError("COBS: zero byte inside frame");
-          if (n < 0) throw new FramingError("COBS: a block runs past the end of the frame");
-          return n;
-        }
-      : cobsDecodeInPlace;
+    this.kernel = kernel ?? cobsDecodeStep;
   }
 
-  /** Bytes currently buffered for an unterminated frame. */
+  /** Encoded bytes received for an unterminated frame. */
   get buffered(): number {
-    return this.pendingBytes;
+    return this.frameBytes;
   }
 
   /**
-   * Splits `chunk` into frames; `onFrame` gets each decoded frame (a view it
-   * may keep). Throws FramingError on a bad or oversized frame.
+   * Decodes every frame completed by `chunk`; `onFrame` gets each one (a view
+   * it may keep). The chunk is not kept: the caller may reuse it at once.
+   * Throws FramingError on a bad or oversized frame.
    */
   push(chunk: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
-    let start = 0;
     const n = chunk.length;
-    const scan = scanView(chunk, 0, n);
-    while (start < n) {
-      const z = scan.indexOf(0, start);
-      if (z === -1) {
-        const rest = n - start;
-        if (this.pendingBytes + rest > this.maxFrameBytes) {
-          this.pending = [];
-          this.pendingBytes = 0;
-          throw new FramingError(`COBS: frame exceeds ${this.maxFrameBytes} bytes without a delimiter`);
-        }
-        this.pending.push(start === 0 ? chunk : chunk.subarray(start));
-        this.pendingBytes += rest;
-        return;
+    const st = this.state;
+    let i = 0;
+    while (i < n) {
+      // Never consume more than one byte past the frame limit (the delimiter).
+      let lim = Math.min(n - i, this.maxFrameBytes + 1 - this.frameBytes);
+      const room = this.slab.length - st[2]!;
+      if (room < lim) {
+        // Fill what is left of the slab (a frame that ends inside costs no
+        // copy); only a slab that is (nearly) full moves the partial frame.
+        if (room < Math.min(lim, MIN_STEP)) this.newSlab(lim);
+        else lim = room;
       }
-      let encoded: Uint8Array;
-      if (this.pendingBytes === 0) {
-        encoded = chunk.subarray(start, z);
-      } else {
-        const total = this.pendingBytes + (z - start);
-        if (total > this.maxFrameBytes) {
-          this.pending = [];
-          this.pendingBytes = 0;
-          throw new FramingError(`COBS: frame of ${total} bytes exceeds the ${this.maxFrameBytes} byte limit`);
-        }
-        encoded = new Uint8Array(total);
-        let off = 0;
-        for (const p of this.pending) {
-          encoded.set(p, off);
-          off += p.length;
-        }
-        encoded.set(chunk.subarray(start, z), off);
-        this.pending = [];
-        this.pendingBytes = 0;
+      const used = this.kernel(chunk, i, i + lim, this.slab, st);
+      i += used;
+      this.frameBytes += used;
+      const status = st[3]!;
+      if (status === 1) {
+        const slab = this.slab;
+        const start = this.frameStart;
+        const end = st[2]!;
+        const empty = this.frameBytes === 1; // a bare delimiter carries nothing
+        this.frameStart = end;
+        this.frameBytes = 0;
+        this.lastFrame = end - start;
+        if (this.slab.length - end < this.lastFrame) this.retireSlab();
+        if (!empty) onFrame(slab.subarray(start, end));
+      } else if (status === 2) {
+        this.resetFrame();
+        throw new FramingError("COBS: a block runs past the end of the frame");
+      } else if (this.frameBytes > this.maxFrameBytes) {
+        this.resetFrame();
+        throw new FramingError(`COBS: frame exceeds ${this.maxFrameBytes} bytes without a delimiter`);
       }
-      start = z + 1;
-      if (encoded.length > this.maxFrameBytes) {
-        throw new FramingError(`COBS: frame of ${encoded.length} bytes exceeds the ${this.maxFrameBytes} byte limit`);
-      }
-      if (encoded.length === 0) continue; // empty frames (double delimiters) carry nothing
-      onFrame(encoded.subarray(0, this.decodeInPlace(encoded)));
     }
+  }
+
+  private resetFrame(): void {
+    this.state.fill(0);
+    this.state[2] = this.frameStart;
+    this.frameBytes = 0;
+  }
+
+  /** Starts a new slab at a frame boundary (frames already handed out keep the old one alive). */
+  private retireSlab(): void {
+    this.slab = EMPTY;
+    this.frameStart = 0;
+    this.state[2] = 0;
+  }
+
+  /** Moves the partial frame into a new slab with room for `need` more bytes. */
+  private newSlab(need: number): void {
+    const partial = this.state[2]! - this.frameStart;
+    const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + need : need);
+    const next = allocBytes(size);
+    if (partial > 0) next.set(this.slab.subarray(this.frameStart, this.state[2]!), 0);
+    this.slab = next;
+    this.frameStart = 0;
+    this.state[2] = partial;
   }
 }

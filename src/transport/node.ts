@@ -65,10 +65,11 @@ export class RoamServer {
 
 function streamTransportFor(socket: net.Socket, o: PeerOptions, description: string): StreamTransport {
   socket.setNoDelay(true);
-  return new StreamTransport(socket, {
+  const t = new StreamTransport(socket, {
     maxFrameBytes: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize),
     description,
   });
+  return readers.get(socket)?.attach(t) ?? t;
 }
 
 function listenNet(server: net.Server, bind: (cb: () => void) => void): Promise<void> {
@@ -167,9 +168,42 @@ export async function linkOverStream(stream: net.Socket, o: PeerOptions & { init
   return link;
 }
 
+/** Size of the read buffer a connecting socket reuses for every read. */
+const READ_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * A socket we connect reads into one reused buffer (`onread`) and hands the
+ * bytes straight to the transport, which decodes them before returning: no
+ * allocation per read, so a bulk stream makes no garbage. (Sockets a server
+ * accepts cannot take `onread` in Node; they use 'data' events.)
+ */
+class SocketReader {
+  private transport: StreamTransport | null = null;
+  private early: Uint8Array[] = [];
+  readonly onread: net.OnReadOpts = {
+    buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+    callback: (n: number, buf: Uint8Array): boolean => {
+      const chunk = buf.subarray(0, n);
+      if (this.transport) this.transport.feed(chunk);
+      else this.early.push(chunk.slice());
+      return true;
+    },
+  };
+  attach(t: StreamTransport): StreamTransport {
+    this.transport = t;
+    for (const c of this.early) t.feed(c);
+    this.early = [];
+    return t;
+  }
+}
+
+const readers = new WeakMap<net.Socket, SocketReader>();
+
 function connectSocket(opts: net.NetConnectOpts, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(opts);
+    const reader = new SocketReader();
+    const s = net.connect({ ...opts, onread: reader.onread } as net.NetConnectOpts);
+    readers.set(s, reader);
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`connect timed out after ${timeoutMs} ms`));

@@ -45,7 +45,7 @@ export class StreamTransport implements MessageTransport {
     private readonly stream: Duplex,
     options: StreamTransportOptions = {},
   ) {
-    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024), nativeCobs?.decodeInPlace);
+    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024), nativeCobs?.decodeStream);
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
     this.batch = Buffer.allocUnsafe(SMALL_BATCH);
     this.description = options.description ?? "stream";
@@ -53,6 +53,10 @@ export class StreamTransport implements MessageTransport {
 
   start(sink: TransportSink): void {
     this.sink = sink;
+    const early = this.early ?? [];
+    this.early = null;
+    for (const c of early) this.feed(c);
+    // A socket created with `onread` delivers through feed() and emits no 'data'.
     this.stream.on("data", (chunk: Buffer) => this.feed(chunk));
     this.stream.on("drain", () => this.wakeWriters());
     this.stream.on("error", () => {
@@ -70,13 +74,20 @@ export class StreamTransport implements MessageTransport {
   }
 
   private readonly onFrameBound = (frame: Uint8Array) => this.onFrame(frame);
+  /** Bytes fed before start() (a socket reading through `onread` starts at once). */
+  private early: Uint8Array[] | null = [];
 
   /**
-   * Feeds received bytes (ownership passes to the transport). Used for the
-   * stream's 'data' events, or directly by a socket's `onread` callback.
+   * Feeds received bytes. The transport decodes them before returning and
+   * keeps no reference, so a socket's `onread` can reuse one read buffer.
    */
   feed(chunk: Uint8Array): void {
-    if (this.failed || this.closed || this.sink === null) return;
+    if (this.early !== null) {
+      // Before start(): keep a copy (the caller may reuse its buffer).
+      this.early.push(chunk.slice());
+      return;
+    }
+    if (this.failed || this.closed) return;
     try {
       this.decoder.push(chunk, this.onFrameBound);
     } catch (e) {
