@@ -3,6 +3,7 @@
  * the default credit, over TCP and Unix sockets, next to a raw Node socket
  * bulk copy and @grpc/grpc-js server streaming of the same messages — all in
  * the same run, interleaved, every element checked (none lost/reordered).
+ * Every measurement's client runs in a fresh process (streaming-client.ts).
  * Then the slow-consumer memory check: a receiving process reads 1 GiB
  * slowly; its peak RSS over baseline is reported next to the window.
  *
@@ -10,14 +11,25 @@
  * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (2000), BENCH_SLOW_MIB (1024).
  */
 import { fmtBytesPerSec, fmtRatio, median, printTable, ratio, runRounds, spawnNode, type Row, type ThroughputResult } from "./lib/harness.js";
-import { runGrpcStreaming, startGrpcServer } from "./peers/grpc.js";
+import { startGrpcServer } from "./peers/grpc.js";
 import type { PeerServer, Transport } from "./peers/peer-server.js";
-import { runRawBulk, startRawServer } from "./peers/raw-socket.js";
-import { runRoamStreaming, startRoamServer } from "./roam/clients.js";
+import { startRawServer } from "./peers/raw-socket.js";
+import { startRoamServer } from "./roam/clients.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 2000) };
+
+/** Runs one measurement in a fresh client process against `server`. */
+async function measureInChild(peer: "raw" | "roam" | "grpc", server: PeerServer): Promise<ThroughputResult> {
+  const args = ["--peer", peer, "--transport", server.transport, "--addr", server.addr, "--warmup-ms", String(m.warmupMs), "--duration-ms", String(m.durationMs)];
+  const child = await spawnNode("bench/streaming-client.js", args, {}, { startupTimeoutMs: m.warmupMs + m.durationMs + 60_000 });
+  try {
+    return (child.ready as unknown as { result: ThroughputResult }).result;
+  } finally {
+    await child.stop();
+  }
+}
 
 export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"]): Promise<Row[]> {
   const rows: Row[] = [];
@@ -32,9 +44,9 @@ export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"
       servers.push(raw);
       process.stderr.write(`[streaming] ${t}: ${rounds} interleaved rounds\n`);
       const r = await runRounds<ThroughputResult>(rounds, {
-        raw: () => runRawBulk({ transport: t, server: raw, ...m }),
-        roam: () => runRoamStreaming(roam, { count: 1024, size: 64 * 1024, ...m }),
-        grpc: () => runGrpcStreaming({ transport: t, server: grpc, messageBytes: 64 * 1024, messagesPerCall: 1024, ...m }),
+        raw: () => measureInChild("raw", raw),
+        roam: () => measureInChild("roam", roam),
+        grpc: () => measureInChild("grpc", grpc),
       });
       const med = (k: string) => median(r[k]!.map((x) => x.bytesPerSec));
       const rawBps = med("raw");
