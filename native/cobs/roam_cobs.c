@@ -8,11 +8,6 @@
  *     len + len/254 + 1 bytes. A full 254-byte block at the very end of the
  *     input is not followed by an empty block (same as the JS encoder).
  *
- *   decodeInPlace(buf) -> n | -1 | -2
- *     Decodes one frame (delimiter excluded) in place; returns the decoded
- *     length, -1 if the frame contains a zero byte, -2 if a block runs past
- *     the end.
- *
  *   decodeStream(src, start, end, dst, state) -> consumed
  *     Resumable decoder for a byte stream of delimited frames: decodes
  *     src[start, end) into dst at state[2], stopping after the first
@@ -163,39 +158,6 @@ static napi_value encode(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value decode_in_place(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t* buf;
-  size_t n;
-  if (argc < 1 || !typed_bytes(env, argv[0], &buf, &n)) return throw_type(env, "decodeInPlace(buf: Uint8Array)");
-  int64_t r;
-  if (n > 0 && memchr(buf, 0, n) != NULL) {
-    r = -1;
-  } else {
-    size_t i = 0, out = 0;
-    r = 0;
-    while (i < n) {
-      size_t code = buf[i];
-      size_t end = i + code;
-      if (end > n) {
-        r = -2;
-        break;
-      }
-      size_t len = code - 1;
-      memmove(buf + out, buf + i + 1, len);
-      out += len;
-      i = end;
-      if (code != 0xFF && i < n) buf[out++] = 0;
-    }
-    if (r == 0) r = (int64_t)out;
-  }
-  napi_value result;
-  napi_create_int64(env, r, &result);
-  return result;
-}
-
 static napi_value decode_stream(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -277,7 +239,6 @@ static napi_value decode_stream(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"encode", NULL, encode, NULL, NULL, NULL, napi_default, NULL},
-      {"decodeInPlace", NULL, decode_in_place, NULL, NULL, NULL, napi_default, NULL},
       {"decodeStream", NULL, decode_stream, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

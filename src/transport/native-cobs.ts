@@ -7,8 +7,6 @@ import { createRequire } from "node:module";
 export interface NativeCobs {
   /** COBS-encodes a ++ b into dst at `at`; returns the end offset. */
   encode(dst: Uint8Array, at: number, a: Uint8Array, b?: Uint8Array): number;
-  /** Decodes in place; decoded length, -1 (zero inside) or -2 (block past end). */
-  decodeInPlace(buf: Uint8Array): number;
   /** One resumable stream-decoding step (see CobsStreamKernel in codec/cobs.ts). */
   decodeStream(src: Uint8Array, start: number, end: number, dst: Uint8Array, state: Int32Array): number;
 }
