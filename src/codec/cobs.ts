@@ -10,8 +10,8 @@ import { FramingError } from "./errors.js";
  *   Buffer exists, else with `Uint8Array#indexOf`;
  * - encoding copies the raw bytes once, then moves blocks with `copyWithin`
  *   (no per-block subarray objects);
- * - decoding works in place with `copyWithin`, so a received frame costs no
- *   allocation at all.
+ * - `cobsDecode` works in place with `copyWithin`; the stream decoder
+ *   (`CobsFrameDecoder`) decodes straight from each read into output slabs.
  * Short inputs take plain loops, which beat native calls below ~24 bytes.
  */
 
@@ -270,8 +270,6 @@ export class CobsFrameDecoder {
   private readonly state = new Int32Array(4);
   /** Encoded bytes consumed for the current frame (delimiter included once seen). */
   private frameBytes = 0;
-  /** Decoded size of the last frame: a slab with less room left is retired at the frame boundary. */
-  private lastFrame = 0;
   private readonly kernel: CobsStreamKernel;
 
   /**
@@ -321,8 +319,8 @@ export class CobsFrameDecoder {
         const empty = this.frameBytes === 1; // a bare delimiter carries nothing
         this.frameStart = end;
         this.frameBytes = 0;
-        this.lastFrame = end - start;
-        if (this.slab.length - end < this.lastFrame) this.retireSlab();
+        // Less room left than this frame took: start the next frame in a new slab.
+        if (slab.length - end < end - start) this.retireSlab();
         if (!empty) onFrame(slab.subarray(start, end));
       } else if (status === 2) {
         this.resetFrame();

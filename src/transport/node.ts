@@ -65,11 +65,10 @@ export class RoamServer {
 
 function streamTransportFor(socket: net.Socket, o: PeerOptions, description: string): StreamTransport {
   socket.setNoDelay(true);
-  const t = new StreamTransport(socket, {
+  return new StreamTransport(socket, {
     maxFrameBytes: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize),
     description,
   });
-  return readers.get(socket)?.attach(t) ?? t;
 }
 
 function listenNet(server: net.Server, bind: (cb: () => void) => void): Promise<void> {
@@ -161,7 +160,10 @@ export async function listenWebSocket(
 
 /** Wraps an already-connected Duplex (socket, stdio pair) as the link initiator or acceptor. */
 export async function linkOverStream(stream: net.Socket, o: PeerOptions & { initiator: boolean; description?: string }): Promise<Link> {
-  const t = streamTransportFor(stream, o, o.description ?? "stream");
+  return startLink(streamTransportFor(stream, o, o.description ?? "stream"), o);
+}
+
+async function startLink(t: MessageTransport, o: PeerOptions & { initiator: boolean }): Promise<Link> {
   const link = new Link(t, linkOptions(o.initiator, o));
   wireAcceptConnections(link, o);
   await link.start();
@@ -172,65 +174,53 @@ export async function linkOverStream(stream: net.Socket, o: PeerOptions & { init
 const READ_BUFFER_BYTES = 256 * 1024;
 
 /**
- * A socket we connect reads into one reused buffer (`onread`) and hands the
- * bytes straight to the transport, which decodes them before returning: no
- * allocation per read, so a bulk stream makes no garbage. (Sockets a server
- * accepts cannot take `onread` in Node; they use 'data' events.)
+ * Connects a socket and runs the link over it as the initiator. The socket
+ * reads into one reused buffer (`onread`) that goes straight to the
+ * transport, which decodes it before returning: no allocation per read, so a
+ * bulk stream makes no garbage. (Sockets a server accepts cannot take
+ * `onread` in Node; they use 'data' events.)
  */
-class SocketReader {
-  private transport: StreamTransport | null = null;
-  private early: Uint8Array[] = [];
-  readonly onread: net.OnReadOpts = {
-    buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
-    callback: (n: number, buf: Uint8Array): boolean => {
-      const chunk = buf.subarray(0, n);
-      if (this.transport) this.transport.feed(chunk);
-      else this.early.push(chunk.slice());
-      return true;
+async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeoutMs?: number }, description: string): Promise<Link> {
+  let transport: StreamTransport | null = null;
+  const socket = new net.Socket({
+    onread: {
+      buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        transport!.feed(buf.subarray(0, n));
+        return true;
+      },
     },
-  };
-  attach(t: StreamTransport): StreamTransport {
-    this.transport = t;
-    for (const c of this.early) t.feed(c);
-    this.early = [];
-    return t;
-  }
-}
-
-const readers = new WeakMap<net.Socket, SocketReader>();
-
-function connectSocket(opts: net.NetConnectOpts, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const reader = new SocketReader();
-    const s = net.connect({ ...opts, onread: reader.onread } as net.NetConnectOpts);
-    readers.set(s, reader);
+  } as net.SocketConstructorOpts);
+  transport = streamTransportFor(socket, o, description);
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      s.destroy();
+      socket.destroy();
       reject(new Error(`connect timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-    s.once("connect", () => {
+    socket.once("connect", () => {
       clearTimeout(timer);
-      s.off("error", reject);
-      resolve(s);
+      socket.off("error", reject);
+      resolve();
     });
-    s.once("error", (e) => {
+    socket.once("error", (e) => {
       clearTimeout(timer);
       reject(e);
     });
+    socket.connect(opts);
   });
+  return startLink(transport, { ...o, initiator: true });
 }
 
 /** Connects over TCP as the link initiator and completes the Hello exchange. */
 export async function connectTcp(o: PeerOptions & { host?: string; port: number; timeoutMs?: number }): Promise<Link> {
   const host = o.host ?? "127.0.0.1";
-  const socket = await connectSocket({ host, port: o.port }, o.timeoutMs ?? 10_000);
-  return linkOverStream(socket, { ...o, initiator: true, description: `tcp ${host}:${o.port}` });
+  return connectStream({ host, port: o.port }, o, `tcp ${host}:${o.port}`);
 }
 
 /** Connects to a Unix socket as the link initiator. */
 export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: number }): Promise<Link> {
-  const socket = await connectSocket({ path: o.path }, o.timeoutMs ?? 10_000);
-  return linkOverStream(socket, { ...o, initiator: true, description: `unix ${o.path}` });
+  return connectStream({ path: o.path }, o, `unix ${o.path}`);
 }
 
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
