@@ -7,10 +7,11 @@
  * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (2000).
  */
 import { fmtOps, fmtRatio, fmtUs, median, printTable, ratio, runRounds, type ConcurrentResult, type Row } from "./lib/harness.js";
-import { runGrpcUnary, startGrpcServer } from "./peers/grpc.js";
-import type { PeerServer, Transport } from "./peers/peer-server.js";
-import { runRawPingPong, startRawServer } from "./peers/raw-socket.js";
-import { runRoamUnary, startRoamServer } from "./roam/clients.js";
+import { runGrpcUnary } from "./peers/grpc.js";
+import type { Transport } from "./peers/peer-server.js";
+import { withPeerSet } from "./lib/peer-set.js";
+import { runRawPingPong } from "./peers/raw-socket.js";
+import { runRoamUnary } from "./roam/clients.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 2000) };
@@ -22,14 +23,7 @@ function med(rs: ConcurrentResult[], k: "opsPerSec" | "p50us" | "p99us"): number
 export async function runRpcBench(transports: Transport[] = ["tcp", "unix"]): Promise<Row[]> {
   const rows: Row[] = [];
   for (const t of transports) {
-    const servers: PeerServer[] = [];
-    try {
-      const roam = await startRoamServer(t);
-      servers.push(roam);
-      const grpc = await startGrpcServer(t);
-      servers.push(grpc);
-      const raw = await startRawServer(t);
-      servers.push(raw);
+    await withPeerSet(t, async ({ roam, grpc, raw }) => {
       process.stderr.write(`[rpc] ${t}: ${rounds} interleaved rounds\n`);
       const r = await runRounds<ConcurrentResult>(rounds, {
         "raw ping-pong seq": () => runRawPingPong({ transport: t, server: raw, ...m }),
@@ -58,9 +52,7 @@ export async function runRpcBench(transports: Transport[] = ["tcp", "unix"]): Pr
       add("grpc-js echo, sequential", "grpc seq", grpcSeq, rawSeq);
       add("roam echo, 64 in flight", "roam 64", grpc64, null);
       add("grpc-js echo, 64 in flight", "grpc 64", grpc64, null);
-    } finally {
-      await Promise.all(servers.map((s) => s.stop()));
-    }
+    });
   }
   return rows;
 }

@@ -11,9 +11,8 @@
  * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (2000), BENCH_SLOW_MIB (1024).
  */
 import { fmtBytesPerSec, fmtRatio, median, printTable, ratio, runRounds, spawnNode, type Row, type ThroughputResult } from "./lib/harness.js";
-import { startGrpcServer } from "./peers/grpc.js";
 import type { PeerServer, Transport } from "./peers/peer-server.js";
-import { startRawServer } from "./peers/raw-socket.js";
+import { withPeerSet } from "./lib/peer-set.js";
 import { startRoamServer } from "./roam/clients.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
 
@@ -34,14 +33,7 @@ async function measureInChild(peer: "raw" | "roam" | "grpc", server: PeerServer)
 export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"]): Promise<Row[]> {
   const rows: Row[] = [];
   for (const t of transports) {
-    const servers: PeerServer[] = [];
-    try {
-      const roam = await startRoamServer(t);
-      servers.push(roam);
-      const grpc = await startGrpcServer(t);
-      servers.push(grpc);
-      const raw = await startRawServer(t);
-      servers.push(raw);
+    await withPeerSet(t, async ({ roam, grpc, raw }) => {
       process.stderr.write(`[streaming] ${t}: ${rounds} interleaved rounds\n`);
       const r = await runRounds<ThroughputResult>(rounds, {
         raw: () => measureInChild("raw", raw),
@@ -64,9 +56,7 @@ export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"
           "× grpc-js": fmtRatio(ratio(med(key), grpcBps)),
         });
       }
-    } finally {
-      await Promise.all(servers.map((s) => s.stop()));
-    }
+    });
   }
   return rows;
 }
