@@ -51,11 +51,33 @@ static inline void copy_block(uint8_t* dst, size_t dst_room, const uint8_t* src,
 __attribute__((target("avx2"))) static size_t copy_until_zero_avx2(uint8_t* dst, const uint8_t* src, size_t n) {
   size_t i = 0;
   const __m256i zero = _mm256_setzero_si256();
+  for (; i + 64 <= n; i += 64) {
+    __m256i a = _mm256_loadu_si256((const __m256i*)(src + i));
+    __m256i b = _mm256_loadu_si256((const __m256i*)(src + i + 32));
+    _mm256_storeu_si256((__m256i*)(dst + i), a);
+    _mm256_storeu_si256((__m256i*)(dst + i + 32), b);
+    __m256i za = _mm256_cmpeq_epi8(a, zero);
+    __m256i zb = _mm256_cmpeq_epi8(b, zero);
+    if (!_mm256_testz_si256(_mm256_or_si256(za, zb), _mm256_or_si256(za, zb))) {
+      unsigned ma = (unsigned)_mm256_movemask_epi8(za);
+      if (ma != 0) return i + (size_t)__builtin_ctz(ma);
+      return i + 32 + (size_t)__builtin_ctz((unsigned)_mm256_movemask_epi8(zb));
+    }
+  }
   for (; i + 32 <= n; i += 32) {
     __m256i v = _mm256_loadu_si256((const __m256i*)(src + i));
     _mm256_storeu_si256((__m256i*)(dst + i), v);
     unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero));
     if (m != 0) return i + (size_t)__builtin_ctz(m);
+  }
+  if (i < n && n >= 32) {
+    /* The tail as one vector overlapping bytes already copied (and known
+       to be non-zero), instead of a byte loop. */
+    size_t base = n - 32;
+    __m256i v = _mm256_loadu_si256((const __m256i*)(src + base));
+    _mm256_storeu_si256((__m256i*)(dst + base), v);
+    unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, zero));
+    return m != 0 ? base + (size_t)__builtin_ctz(m) : n;
   }
   for (; i < n; i++) {
     uint8_t c = src[i];
