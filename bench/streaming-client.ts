@@ -5,7 +5,7 @@
  * (grpc-js leaves a heap that made a later roam run in the same process up
  * to 2x slower through extra full GCs).
  *   node dist/bench/streaming-client.js --peer raw|roam|grpc --transport tcp|unix --addr A
- *        [--warmup-ms 300] [--duration-ms 2000]
+ *        [--warmup-ms 300] [--duration-ms 2000] [--grpc-window BYTES]
  * Prints one JSON line {"ready":true,"addr":A,"result":ThroughputResult}.
  */
 import { announceReady, parseArgs, type ThroughputResult } from "./lib/harness.js";
@@ -30,7 +30,14 @@ switch (args["peer"]) {
     result = await runRoamStreaming(server, { count: 1024, size: 64 * 1024, ...m });
     break;
   case "grpc":
-    result = await runGrpcStreaming({ transport, server, messageBytes: 64 * 1024, messagesPerCall: 1024, ...m });
+    result = await runGrpcStreaming({
+      transport,
+      server,
+      messageBytes: 64 * 1024,
+      messagesPerCall: 1024,
+      flowControlWindow: args["grpc-window"] ? Number(args["grpc-window"]) : undefined,
+      ...m,
+    });
     break;
   default:
     throw new Error(`--peer must be raw, roam or grpc (got ${args["peer"]})`);

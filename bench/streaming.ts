@@ -3,6 +3,9 @@
  * the default credit, over TCP and Unix sockets, next to a raw Node socket
  * bulk copy and @grpc/grpc-js server streaming of the same messages — all in
  * the same run, interleaved, every element checked (none lost/reordered).
+ * grpc-js runs twice: with its default HTTP/2 window (64 KiB, what a user
+ * gets out of the box) and with a window equal to roam's default credit
+ * (1 MiB), the like-for-like comparison; ratios are given against both.
  * Every measurement's client runs in a fresh process (streaming-client.ts).
  * Then the slow-consumer memory check: a receiving process reads 1 GiB
  * slowly; its peak RSS over baseline is reported next to the window.
@@ -15,13 +18,17 @@ import type { PeerServer, Transport } from "./peers/peer-server.js";
 import { withPeerSet } from "./lib/peer-set.js";
 import { startRoamServer } from "./roam/clients.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
+import { DEFAULT_LIMITS } from "../src/transport/defaults.js";
+
+/** grpc-js with an HTTP/2 window as large as roam's default channel credit. */
+const MATCHED_WINDOW = DEFAULT_LIMITS.initialChannelCredit;
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 2000) };
 
 /** Runs one measurement in a fresh client process against `server`. */
-async function measureInChild(peer: "raw" | "roam" | "grpc", server: PeerServer): Promise<ThroughputResult> {
-  const args = ["--peer", peer, "--transport", server.transport, "--addr", server.addr, "--warmup-ms", String(m.warmupMs), "--duration-ms", String(m.durationMs)];
+async function measureInChild(peer: "raw" | "roam" | "grpc", server: PeerServer, extra: string[] = []): Promise<ThroughputResult> {
+  const args = ["--peer", peer, "--transport", server.transport, "--addr", server.addr, "--warmup-ms", String(m.warmupMs), "--duration-ms", String(m.durationMs), ...extra];
   const child = await spawnNode("bench/streaming-client.js", args, {}, { startupTimeoutMs: m.warmupMs + m.durationMs + 60_000 });
   try {
     return (child.ready as unknown as { result: ThroughputResult }).result;
@@ -39,21 +46,26 @@ export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"
         raw: () => measureInChild("raw", raw),
         roam: () => measureInChild("roam", roam),
         grpc: () => measureInChild("grpc", grpc),
+        grpcWide: () => measureInChild("grpc", grpc, ["--grpc-window", String(MATCHED_WINDOW)]),
       });
       const med = (k: string) => median(r[k]!.map((x) => x.bytesPerSec));
       const rawBps = med("raw");
       const grpcBps = med("grpc");
+      const grpcWideBps = med("grpcWide");
+      const mib = MATCHED_WINDOW / (1024 * 1024);
       for (const [name, key] of [
         ["raw socket bulk copy (floor)", "raw"],
         ["roam channel, 64 KiB bytes elements", "roam"],
-        ["grpc-js server streaming, 64 KiB messages", "grpc"],
+        ["grpc-js server streaming, default 64 KiB window", "grpc"],
+        [`grpc-js server streaming, ${mib} MiB window (= roam credit)`, "grpcWide"],
       ] as const) {
         rows.push({
           transport: t,
           case: name,
           "throughput (median)": fmtBytesPerSec(med(key)),
           "× raw socket": fmtRatio(ratio(med(key), rawBps)),
-          "× grpc-js": fmtRatio(ratio(med(key), grpcBps)),
+          "× grpc-js default": fmtRatio(ratio(med(key), grpcBps)),
+          [`× grpc-js ${mib} MiB window`]: fmtRatio(ratio(med(key), grpcWideBps)),
         });
       }
     });

@@ -28,10 +28,17 @@ export function startGrpcServer(transport: Transport): Promise<PeerServer> {
   return startPeerServer('bench/peers/grpc-server.js', transport, 'grpc.sock');
 }
 
-function newClient(addr: string): grpc.Client {
+/**
+ * @param flowControlWindow HTTP/2 receive window of the client (stream and
+ *   connection), `grpc-node.flow_control_window`; unset = grpc-js's default
+ *   (65,535 bytes). The window bounds how much the server may send ahead of
+ *   the client's reads, as roam's channel credit does.
+ */
+function newClient(addr: string, flowControlWindow?: number): grpc.Client {
   return new grpc.Client(addr, grpc.credentials.createInsecure(), {
     // One connection, no retries/keepalive noise in a benchmark.
     'grpc.enable_retries': 0,
+    ...(flowControlWindow !== undefined ? { 'grpc-node.flow_control_window': flowControlWindow } : {}),
   });
 }
 
@@ -97,6 +104,8 @@ export interface GrpcStreamingOpts extends ThroughputOpts {
    * (detects lost, duplicated, reordered or corrupt messages). Default true.
    */
   verify?: boolean;
+  /** The client's HTTP/2 receive window in bytes (see newClient). Default: grpc-js's own (65,535). */
+  flowControlWindow?: number;
 }
 
 export interface GrpcStreamingResult extends ThroughputResult {
@@ -115,7 +124,7 @@ export async function runGrpcStreaming(opts: GrpcStreamingOpts): Promise<GrpcStr
   const count = opts.messagesPerCall ?? 1024;
   const verify = opts.verify ?? true;
   const { server, owned } = await useServer(opts.transport, opts.server, startGrpcServer);
-  const client = newClient(server.addr);
+  const client = newClient(server.addr, opts.flowControlWindow);
   try {
     await waitForReady(client);
     const request = encodeStreamRequest(count, size);
