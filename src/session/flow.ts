@@ -39,19 +39,93 @@ export interface FlowControlBackend {
   receiver(connId: number, channelId: number, initial: number, buffered: () => number): ReceiveCredit;
 }
 
-class Waiter {
-  constructor(
-    readonly n: number,
-    readonly resolve: () => void,
-    readonly reject: (e: Error) => void,
-    readonly cleanup: () => void,
-  ) {}
+interface Waiter {
+  readonly n: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+  readonly cleanup: () => void;
+}
+
+/**
+ * The senders of one channel waiting for credit, strictly FIFO, each
+ * abortable. Shared by every SendCredit backend: they differ only in where
+ * the credit is counted (a local counter, a shared-memory table).
+ */
+export class CreditWaitQueue {
+  private waiters: Waiter[] = [];
+
+  get length(): number {
+    return this.waiters.length;
+  }
+
+  /** Bytes the first waiter needs (undefined when none waits). */
+  get firstNeed(): number | undefined {
+    return this.waiters[0]?.n;
+  }
+
+  /**
+   * Waits for `n` bytes until `release` lets this waiter through. If `signal`
+   * aborts first, the waiter leaves the queue, the promise rejects with the
+   * abort reason and `onAbandoned` runs (the next waiter may fit now).
+   */
+  wait(n: number, signal: AbortSignal | undefined, onAbandoned: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(abortReason(signal));
+        return;
+      }
+      let onAbort: (() => void) | undefined;
+      const w: Waiter = {
+        n,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (onAbort) signal!.removeEventListener("abort", onAbort);
+        },
+      };
+      if (signal) {
+        onAbort = () => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(abortReason(signal));
+          onAbandoned();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.waiters.push(w);
+    });
+  }
+
+  /**
+   * Lets waiters through in order while `take(n)` takes their bytes (it
+   * returns false when the first waiter does not fit). Returns true if any went.
+   */
+  release(take: (n: number) => boolean): boolean {
+    let any = false;
+    while (this.waiters.length > 0 && take(this.waiters[0]!.n)) {
+      const w = this.waiters.shift()!;
+      w.cleanup();
+      w.resolve();
+      any = true;
+    }
+    return any;
+  }
+
+  /** Rejects every waiter with `reason`. */
+  failAll(reason: Error): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) {
+      w.cleanup();
+      w.reject(reason);
+    }
+  }
 }
 
 /** Local counter of send credit, topped up by Credit messages. */
 export class CounterSendCredit implements SendCredit {
   private credit: number;
-  private waiters: Waiter[] = [];
+  private readonly queue = new CreditWaitQueue();
   private dead: Error | null = null;
 
   constructor(initial: number) {
@@ -65,30 +139,11 @@ export class CounterSendCredit implements SendCredit {
   acquire(n: number, signal?: AbortSignal): Promise<void> | undefined {
     if (this.dead) return Promise.reject(this.dead);
     // FIFO: never overtake a waiter.
-    if (this.waiters.length === 0 && this.credit >= n) {
+    if (this.queue.length === 0 && this.credit >= n) {
       this.credit -= n;
       return undefined;
     }
-    return new Promise<void>((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
-      const w = new Waiter(n, resolve, reject, () => {
-        if (onAbort) signal!.removeEventListener("abort", onAbort);
-      });
-      if (signal) {
-        if (signal.aborted) {
-          reject(abortReason(signal));
-          return;
-        }
-        onAbort = () => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(abortReason(signal));
-          this.wake();
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      this.waiters.push(w);
-    });
+    return this.queue.wait(n, signal, () => this.wake());
   }
 
   grant(n: number): void {
@@ -96,24 +151,20 @@ export class CounterSendCredit implements SendCredit {
     this.wake();
   }
 
+  private readonly take = (n: number): boolean => {
+    if (n > this.credit) return false;
+    this.credit -= n;
+    return true;
+  };
+
   private wake(): void {
-    while (this.waiters.length > 0 && this.waiters[0]!.n <= this.credit) {
-      const w = this.waiters.shift()!;
-      this.credit -= w.n;
-      w.cleanup();
-      w.resolve();
-    }
+    this.queue.release(this.take);
   }
 
   dispose(reason: Error): void {
     if (this.dead) return;
     this.dead = reason;
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) {
-      w.cleanup();
-      w.reject(reason);
-    }
+    this.queue.failAll(reason);
   }
 }
 

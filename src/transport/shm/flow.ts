@@ -7,7 +7,7 @@
  * then wakes the sender if it sleeps (r[shm.wakeup.credit-wait]).
  */
 import { ConnectionClosedError } from "../../session/errors.js";
-import { abortReason, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
+import { CreditWaitQueue, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
 import type { ChannelTable } from "./segment.js";
 
 /** What the credit objects need from the transport that owns the channel map. */
@@ -23,13 +23,6 @@ export interface CreditHost {
   attach(key: number, credit: ShmSendCredit | ShmReceiveCredit): number;
 }
 
-interface Waiter {
-  n: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  cleanup: () => void;
-}
-
 export function channelKey(connId: number, channelId: number): number {
   return connId * 0x100000000 + channelId;
 }
@@ -39,7 +32,7 @@ export class ShmSendCredit implements SendCredit {
   t = 0;
   /** sent_total (u32, wrapping). */
   private sent = 0;
-  private waiters: Waiter[] = [];
+  private readonly queue = new CreditWaitQueue();
   private dead: Error | null = null;
 
   constructor(
@@ -56,55 +49,32 @@ export class ShmSendCredit implements SendCredit {
 
   /** The first waiter's bytes are available now. */
   get ready(): boolean {
-    return this.waiters.length > 0 && this.available >= this.waiters[0]!.n;
+    const need = this.queue.firstNeed;
+    return need !== undefined && this.available >= need;
   }
 
   acquire(n: number, signal?: AbortSignal): Promise<void> | undefined {
     if (this.dead) return Promise.reject(this.dead);
-    if (this.waiters.length === 0 && this.available >= n) {
+    const wasIdle = this.queue.length === 0;
+    if (wasIdle && this.available >= n) {
       this.sent = (this.sent + n) >>> 0;
       return undefined;
     }
-    return new Promise<void>((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
-      const w: Waiter = {
-        n,
-        resolve,
-        reject,
-        cleanup: () => {
-          if (onAbort) signal!.removeEventListener("abort", onAbort);
-        },
-      };
-      if (signal) {
-        if (signal.aborted) {
-          reject(abortReason(signal));
-          return;
-        }
-        onAbort = () => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          if (this.waiters.length === 0) this.host.waiting(this, false);
-          reject(abortReason(signal));
-          this.poll();
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      this.waiters.push(w);
-      if (this.waiters.length === 1) this.host.waiting(this, true);
-    });
+    const p = this.queue.wait(n, signal, () => this.poll());
+    if (wasIdle && this.queue.firstNeed !== undefined) this.host.waiting(this, true);
+    return p;
   }
+
+  private readonly take = (n: number): boolean => {
+    if (this.available < n) return false;
+    this.sent = (this.sent + n) >>> 0;
+    return true;
+  };
 
   /** Re-reads granted_total and lets waiters through (FIFO). Returns true if any went. */
   poll(): boolean {
-    let any = false;
-    while (this.waiters.length > 0 && this.available >= this.waiters[0]!.n) {
-      const w = this.waiters.shift()!;
-      this.sent = (this.sent + w.n) >>> 0;
-      w.cleanup();
-      w.resolve();
-      any = true;
-    }
-    if (this.waiters.length === 0) this.host.waiting(this, false);
+    const any = this.queue.release(this.take);
+    if (this.queue.length === 0) this.host.waiting(this, false);
     return any;
   }
 
@@ -115,12 +85,7 @@ export class ShmSendCredit implements SendCredit {
   fail(reason: Error): void {
     if (this.dead) return;
     this.dead = reason;
-    const ws = this.waiters;
-    this.waiters = [];
-    for (const w of ws) {
-      w.cleanup();
-      w.reject(reason);
-    }
+    this.queue.failAll(reason);
   }
 
   dispose(reason: Error): void {
