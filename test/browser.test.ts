@@ -14,10 +14,10 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { extname, join, resolve, sep } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import type { Browser } from "playwright-core";
@@ -25,6 +25,7 @@ import type { Browser } from "playwright-core";
 import { listenWebSocket, serve, type ImplementationOf, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
+import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
 
 /** Debian's Chromium; ROAM_CHROMIUM overrides it (e.g. to check the skip path). */
 const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
@@ -35,15 +36,10 @@ const PAGE_TIMEOUT_MS = 30_000;
 const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
 
 /** URL prefix → directory. Nothing outside these directories is served. */
-const MOUNTS: readonly { prefix: string; dir: string }[] = [
+const MOUNTS: Mount[] = [
   { prefix: "/dist/", dir: join(ROOT, "dist") },
   { prefix: "/node_modules/@noble/hashes/", dir: join(ROOT, "node_modules", "@noble", "hashes") },
 ];
-
-const CONTENT_TYPES: Record<string, string> = {
-  ".js": "text/javascript; charset=utf-8",
-  ".map": "application/json; charset=utf-8",
-};
 
 /**
  * The page: an import map for the bare specifiers the browser-safe graph uses
@@ -156,34 +152,8 @@ window.__done = true;
 `;
 }
 
-/** Maps a request path to a file under one of MOUNTS, or null (404). */
-function resolveStatic(urlPath: string): { file: string; type: string } | null {
-  let path: string;
-  try {
-    path = decodeURIComponent(urlPath);
-  } catch {
-    return null;
-  }
-  if (path.includes("\0") || path.includes("\\")) return null;
-  for (const { prefix, dir } of MOUNTS) {
-    if (!path.startsWith(prefix)) continue;
-    const rest = path.slice(prefix.length);
-    if (rest.split("/").some((seg) => seg === ".." || seg === ".")) return null;
-    const type = CONTENT_TYPES[extname(rest)];
-    if (type === undefined) return null;
-    const file = resolve(dir, rest);
-    if (!file.startsWith(dir + sep)) return null;
-    try {
-      // Symlinks must not lead out of the mount either.
-      const real = realpathSync(file);
-      if (!real.startsWith(realpathSync(dir) + sep) || !statSync(real).isFile()) return null;
-      return { file: real, type };
-    } catch {
-      return null;
-    }
-  }
-  return null;
-}
+/** Maps a request path to a file under one of MOUNTS, or null (404): the PTY web server's guarded lookup. */
+const resolveStatic = (urlPath: string) => resolveAsset(urlPath, MOUNTS);
 
 function staticHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
   const send = (status: number, type: string, body: string | Buffer) => {

@@ -33,7 +33,8 @@ function packageDir(spec: string, probe: string): string {
   }
 }
 
-interface Mount {
+/** A URL prefix served from a directory. */
+export interface Mount {
   prefix: string;
   dir: string;
   /** Paths below the mount that may be served (prefixes); all when absent. */
