@@ -205,7 +205,7 @@ test("static server refuses path traversal and unknown files", () => {
   assert.equal(resolveStatic("/dist/src/index.js%00.js"), null);
   assert.equal(resolveStatic("/node_modules/@noble/hashes/../../ws/index.js"), null);
   assert.equal(resolveStatic("/node_modules/ws/index.js"), null);
-  assert.equal(resolveStatic("/dist/src/index.d.ts"), null, "only .js/.map are served");
+  assert.equal(resolveStatic("/dist/src/index.d.ts"), null, "only script, style and source-map files are served");
   assert.equal(resolveStatic("/etc/passwd"), null);
   assert.equal(resolveStatic("/dist/src/nope.js"), null);
   assert.ok(resolveStatic("/dist/src/index.js"));
