@@ -3,7 +3,7 @@
  *
  * The session core asks a backend for a per-channel credit object when a
  * channel opens. The stream/WebSocket backend keeps counters locally and
- * grants with `Credit` messages; the SHM backend (later) grants through the
+ * grants with `Credit` messages; the SHM backend (transport/shm/flow.ts) grants through the
  * shared channel table. The core never knows which one it has.
  */
 
