@@ -174,18 +174,16 @@ export function abortReason(signal: AbortSignal): Error {
 }
 
 /**
- * Receiver accounting with hysteresis: keeps `outstanding + buffered <= window`
- * and tops the sender back up once less than half the window is in use,
- * so a slow consumer bounds both the sender and our buffer to the window.
+ * Receiver-side accounting shared by the backends: `remaining` is what the
+ * sender may still send, and grants keep `remaining + buffered <= window`, so
+ * a slow consumer bounds both the sender and our buffer to the window.
+ * Backends differ in when they top up and how a grant reaches the sender.
  */
-export class CounterReceiveCredit implements ReceiveCredit {
-  private remaining: number;
-  private idleTopUpScheduled = false;
-  private disposed = false;
+export abstract class WindowReceiveCredit implements ReceiveCredit {
+  protected remaining: number;
   constructor(
-    private readonly window: number,
-    private readonly buffered: () => number,
-    private readonly sendGrant: (n: number) => void,
+    protected readonly window: number,
+    protected readonly buffered: () => number,
   ) {
     this.remaining = window;
   }
@@ -195,16 +193,49 @@ export class CounterReceiveCredit implements ReceiveCredit {
   onData(n: number): boolean {
     if (n > this.remaining) return false;
     this.remaining -= n;
+    return true;
+  }
+  /** Grants the sender everything up to the full window, given `inUse` bytes in flight or buffered. */
+  protected topUp(inUse: number): void {
+    const g = this.window - inUse;
+    if (g > 0) {
+      this.remaining += g;
+      this.deliverGrant(g);
+    }
+  }
+  /** Tells the sender it may send `n` more bytes. */
+  protected abstract deliverGrant(n: number): void;
+  abstract onConsumed(n: number): void;
+  abstract dispose(): void;
+}
+
+/**
+ * Receiver accounting with hysteresis for message transports: tops the
+ * sender back up with a Credit message once a quarter of the window is free.
+ */
+export class CounterReceiveCredit extends WindowReceiveCredit {
+  private idleTopUpScheduled = false;
+  private disposed = false;
+  /** Data messages received so far (tells an idle top-up whether data arrived meanwhile). */
+  private dataSeq = 0;
+  constructor(
+    window: number,
+    buffered: () => number,
+    private readonly sendGrant: (n: number) => void,
+  ) {
+    super(window, buffered);
+  }
+  override onData(n: number): boolean {
+    if (!super.onData(n)) return false;
     this.dataSeq++;
     return true;
   }
-  private dataSeq = 0;
   onConsumed(_n: number): void {
     const inUse = this.remaining + this.buffered();
     // Top up once a quarter of the window is free: data in flight (socket
     // buffers) must not eat the whole window before the grant arrives.
     if (inUse <= this.window - this.window / 4) {
-      this.grantUpTo(inUse);
+      this.topUp(inUse);
       return;
     }
     // The consumer has taken everything: the sender may be waiting to send
@@ -219,17 +250,13 @@ export class CounterReceiveCredit implements ReceiveCredit {
       scheduleLater(() => {
         this.idleTopUpScheduled = false;
         if (this.disposed) return;
-        if (this.dataSeq === seq && this.buffered() === 0) this.grantUpTo(this.remaining);
+        if (this.dataSeq === seq && this.buffered() === 0) this.topUp(this.remaining);
         else if (this.buffered() === 0 && this.remaining < this.window) this.onConsumed(0);
       });
     }
   }
-  private grantUpTo(inUse: number): void {
-    const g = this.window - inUse;
-    if (g > 0) {
-      this.remaining += g;
-      this.sendGrant(g);
-    }
+  protected deliverGrant(n: number): void {
+    this.sendGrant(n);
   }
   dispose(): void {
     this.disposed = true;

@@ -7,7 +7,7 @@
  * then wakes the sender if it sleeps (r[shm.wakeup.credit-wait]).
  */
 import { ConnectionClosedError } from "../../session/errors.js";
-import { CreditWaitQueue, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
+import { CreditWaitQueue, WindowReceiveCredit, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
 import type { ChannelTable } from "./segment.js";
 
 /** What the credit objects need from the transport that owns the channel map. */
@@ -109,43 +109,29 @@ export class ShmSendCredit implements SendCredit {
  * earlier than the message-based backend — which keeps a stream flowing
  * instead of moving in window-sized bursts.
  */
-export class ShmReceiveCredit implements ReceiveCredit {
+export class ShmReceiveCredit extends WindowReceiveCredit {
   t = 0;
-  /** Our copy of granted_total minus what arrived: bytes the sender may still send. */
-  private remaining: number;
   private dead = false;
 
   constructor(
     private readonly host: CreditHost,
     readonly key: number,
-    private readonly window: number,
-    private readonly buffered: () => number,
+    window: number,
+    buffered: () => number,
   ) {
-    this.remaining = window;
-  }
-
-  get outstanding(): number {
-    return this.remaining;
-  }
-
-  onData(n: number): boolean {
-    if (n > this.remaining) return false;
-    this.remaining -= n;
-    return true;
+    super(window, buffered);
   }
 
   onConsumed(_n: number): void {
     if (this.t === 0) return;
     const inUse = this.remaining + this.buffered();
-    if (inUse <= this.window - this.window / 8) {
-      const g = this.window - inUse;
-      if (g > 0) {
-        this.remaining += g;
-        // r[shm.flow.ordering.receiver]: Atomics.add is sequentially consistent.
-        this.host.table.grant(this.t, g);
-        this.host.granted();
-      }
-    }
+    if (inUse <= this.window - this.window / 8) this.topUp(inUse);
+  }
+
+  protected deliverGrant(n: number): void {
+    // r[shm.flow.ordering.receiver]: Atomics.add is sequentially consistent.
+    this.host.table.grant(this.t, n);
+    this.host.granted();
   }
 
   dispose(): void {
