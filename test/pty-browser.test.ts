@@ -132,7 +132,7 @@ async function screenMatches(page: Page, re: RegExp, timeoutMs = 15_000): Promis
   });
 }
 
-test("the web terminal in Chromium: prompt, typed command, and a 100 MB flood with bounded memory", { timeout: 180_000 }, async (t) => {
+test("the web terminal in Chromium: prompt, typed command, and a 100 MB flood with bounded memory", { timeout: 600_000 }, async (t) => {
   if (!existsSync(CHROMIUM)) {
     const msg = `${CHROMIUM} is missing: the roam-pty web terminal test is SKIPPED (install it as root: apt-get install -y chromium)`;
     console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
@@ -191,9 +191,18 @@ test("the web terminal in Chromium: prompt, typed command, and a 100 MB flood wi
   let samples = 0;
   let pausedSeen = false;
   let done = false;
-  for (let i = 0; i < 2000 && !done; i++) {
-    if (Date.now() - t0 > 150_000) break;
+  // The flood's pace is the page's rendering speed, which a loaded machine divides several times: the
+  // test waits for the end as long as the page keeps taking bytes, and calls it frozen after 60 s
+  // without progress (throughput belongs to bench/pty.ts, not here). 540 s caps the whole wait.
+  let lastReceived = before.received;
+  let lastProgressAt = t0;
+  for (let i = 0; i < 4000 && !done; i++) {
+    if (Date.now() - t0 > 540_000 || Date.now() - lastProgressAt > 60_000) break;
     await sleep(250);
+    if (i % 20 === 19) {
+      const now = (await pageState(page)).received;
+      if (now > lastReceived) (lastReceived = now), (lastProgressAt = Date.now());
+    }
     peakRss = Math.max(peakRss, daemon.rss());
     const e0 = Date.now();
     const text = await screen(page);
