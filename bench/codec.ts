@@ -19,6 +19,7 @@ import { isDeepStrictEqual } from "node:util";
 
 import { Canvas, Message as TestbedMessage, Person } from "../apps/testbed/testbed.js";
 import { decodeMessage, messageToBytes, type Message as WireMessage } from "../src/wire/message.js";
+import { QUICK, reportRatios } from "./lib/report.js";
 
 export interface CodecBenchRow {
   case: string;
@@ -255,10 +256,15 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const durationMs = arg("--duration-ms");
   const rounds = arg("--rounds");
   const rows = runCodecBench({
-    ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(durationMs !== undefined ? { durationMs } : QUICK ? { durationMs: 400 } : {}),
     ...(rounds !== undefined ? { rounds } : {}),
+    ...(QUICK ? { warmupMs: 100 } : {}),
   });
   console.log(`codec: encode+decode per op, node ${process.version}; JSON bytes as base64 strings (Node Buffer)\n`);
   console.log(formatCodecTable(rows));
+  reportRatios(
+    rows.map((r) => ({ bench: "codec", work: `encode+decode ${r.case}`, roam: `${fmtOps(r.roamOpsPerSec)} ops/s, ${r.roamBytes} B`, peer: `JSON ${fmtOps(r.jsonOpsPerSec)} ops/s, ${r.jsonBytes} B`, ratio: r.ratio })),
+    "Codec: roam vs JSON (same run)",
+  );
   if (sink === 42) console.log(""); // keeps `sink` observable
 }

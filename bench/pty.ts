@@ -20,10 +20,11 @@ import { connectPty } from "../apps/pty/sdk.js";
 import { loadNodePty } from "../apps/pty/session.js";
 import { PatternStream } from "../apps/pty/pattern.js";
 import { fmtRatio, makeTempDir, median, parseArgs, printTable, type Row } from "./lib/harness.js";
+import { QUICK, reportRatios } from "./lib/report.js";
 
 const args = parseArgs(process.argv.slice(2));
-const SIZE = Number(args["size"] ?? process.env["BENCH_PTY_SIZE"] ?? 1024 ** 3);
-const ROUNDS = Number(args["rounds"] ?? process.env["BENCH_ROUNDS"] ?? 3);
+const SIZE = Number(args["size"] ?? process.env["BENCH_PTY_SIZE"] ?? (QUICK ? 64 * 1024 ** 2 : 1024 ** 3));
+const ROUNDS = Number(args["rounds"] ?? process.env["BENCH_ROUNDS"] ?? (QUICK ? 2 : 3));
 const TIMEOUT_MS = Number(args["timeout-ms"] ?? 180_000);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "apps", "pty", "cli.js");
 
@@ -217,6 +218,10 @@ async function main(): Promise<void> {
     const pct = (100 * daemonRate) / directRate;
     const pctBest = (100 * best(viaDaemon)) / best(direct);
     console.log(`\nthrough the daemon: ${pct.toFixed(0)} % of direct by median, ${pctBest.toFixed(0)} % by best run (target ≥ 70 %) ${pct >= 70 ? "✓" : "✗"}`);
+    reportRatios(
+      [{ bench: "pty", work: `cat of ${fmtMiB(SIZE)} through roam-pty (Unix socket)`, roam: fmtMB(daemonRate), peer: `node-pty direct ${fmtMB(directRate)}`, ratio: daemonRate / directRate, target: ">= 0.7" }],
+      "roam-pty vs node-pty direct (same run)",
+    );
   } finally {
     if (daemon && daemon.exitCode === null) {
       daemon.kill("SIGTERM");

@@ -1,63 +1,107 @@
 /**
- * Unary RPC benchmark: roam vs @grpc/grpc-js vs a raw socket ping-pong (the
- * floor), all servers in separate processes, measured in the SAME run with
+ * Unary RPC benchmark: roam over TCP, a Unix socket and WebSocket next to its
+ * peers — a raw socket ping-pong (the floor), JSON-RPC 2.0 over WebSocket
+ * (`ws`, text frames) and @grpc/grpc-js — every server in its own process,
+ * every measurement's client in a fresh process, all in the SAME run with
  * interleaved rounds (the machine is noisy: compare ratios, not absolutes).
+ * Besides calls/s and latency it reports CPU-µs per call: client plus server
+ * CPU time during the timed phase divided by the calls made.
  *
- *   npx tsc -p . && node dist/bench/rpc.js
- * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (2000).
+ *   npx tsc -p . && node dist/bench/rpc.js [--quick]
+ * Env: BENCH_ROUNDS (3; quick 2), BENCH_WARMUP_MS (300; 150), BENCH_DURATION_MS (2000; 500).
  */
-import { fmtOps, fmtRatio, fmtUs, median, printTable, ratio, runRounds, type ConcurrentResult, type Row } from "./lib/harness.js";
-import { runGrpcUnary } from "./peers/grpc.js";
-import type { Transport } from "./peers/peer-server.js";
-import { withPeerSet } from "./lib/peer-set.js";
-import { runRawPingPong } from "./peers/raw-socket.js";
-import { runRoamUnary } from "./roam/clients.js";
+import { fmtOps, fmtRatio, fmtUs, median, printTable, runRounds, spawnNode, type ConcurrentResult, type Row } from "./lib/harness.js";
+import { reportRatios, settings, type RatioRow } from "./lib/report.js";
+import { startGrpcServer } from "./peers/grpc.js";
+import type { PeerServer, RpcTransport } from "./peers/peer-server.js";
+import { startRawServer } from "./peers/raw-socket.js";
+import { startWsJsonRpcServer } from "./peers/ws-jsonrpc.js";
+import { startRoamServer } from "./roam/clients.js";
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 2000) };
+const s = settings({ rounds: 3, warmupMs: 300, durationMs: 2000 }, { rounds: 2, warmupMs: 150, durationMs: 500 });
 
-function med(rs: ConcurrentResult[], k: "opsPerSec" | "p50us" | "p99us"): number {
-  return median(rs.map((r) => r[k]));
+interface Measured {
+  result: ConcurrentResult;
+  cpuSeconds: number;
 }
 
-export async function runRpcBench(transports: Transport[] = ["tcp", "unix"]): Promise<Row[]> {
-  const rows: Row[] = [];
-  for (const t of transports) {
-    await withPeerSet(t, async ({ roam, grpc, raw }) => {
-      process.stderr.write(`[rpc] ${t}: ${rounds} interleaved rounds\n`);
-      const r = await runRounds<ConcurrentResult>(rounds, {
-        "raw ping-pong seq": () => runRawPingPong({ transport: t, server: raw, ...m }),
-        "roam seq": () => runRoamUnary(roam, 1, m),
-        "grpc seq": () => runGrpcUnary({ transport: t, server: grpc, ...m }),
-        "roam 64": () => runRoamUnary(roam, 64, m),
-        "grpc 64": () => runGrpcUnary({ transport: t, server: grpc, inflight: 64, ...m }),
-      });
-      const rawSeq = med(r["raw ping-pong seq"]!, "opsPerSec");
-      const grpcSeq = med(r["grpc seq"]!, "opsPerSec");
-      const grpc64 = med(r["grpc 64"]!, "opsPerSec");
-      const add = (name: string, key: string, vsGrpc: number | null, vsRaw: number | null) => {
-        const rs = r[key]!;
-        rows.push({
-          transport: t,
-          case: name,
-          "calls/s (median)": fmtOps(med(rs, "opsPerSec")),
-          p50: fmtUs(med(rs, "p50us")),
-          p99: fmtUs(med(rs, "p99us")),
-          "× grpc-js": vsGrpc === null ? "" : fmtRatio(ratio(med(rs, "opsPerSec"), vsGrpc)),
-          "× raw ping-pong": vsRaw === null ? "" : fmtRatio(ratio(med(rs, "opsPerSec"), vsRaw)),
-        });
-      };
-      add("raw socket ping-pong 16 B (floor)", "raw ping-pong seq", null, rawSeq);
-      add("roam echo, sequential", "roam seq", grpcSeq, rawSeq);
-      add("grpc-js echo, sequential", "grpc seq", grpcSeq, rawSeq);
-      add("roam echo, 64 in flight", "roam 64", grpc64, null);
-      add("grpc-js echo, 64 in flight", "grpc 64", grpc64, null);
-    });
+async function measureInChild(peer: string, server: PeerServer, inflight: number): Promise<Measured> {
+  const args = ["--peer", peer, "--transport", server.transport, "--addr", server.addr, "--inflight", String(inflight)];
+  if (server.pid !== undefined) args.push("--server-pid", String(server.pid));
+  args.push("--warmup-ms", String(s.warmupMs), "--duration-ms", String(s.durationMs));
+  const child = await spawnNode("bench/rpc-client.js", args, {}, { startupTimeoutMs: s.warmupMs + s.durationMs + 30_000 });
+  try {
+    return child.ready as unknown as Measured;
+  } finally {
+    await child.stop();
   }
-  return rows;
+}
+
+const TRANSPORT_NAME: Record<RpcTransport, string> = { tcp: "TCP", unix: "Unix socket", ws: "WebSocket" };
+
+export async function runRpcBench(): Promise<{ rows: Row[]; ratios: RatioRow[] }> {
+  const servers: PeerServer[] = [];
+  const start = async (p: Promise<PeerServer>): Promise<PeerServer> => {
+    const x = await p;
+    servers.push(x);
+    return x;
+  };
+  try {
+    const roam = { tcp: await start(startRoamServer("tcp")), unix: await start(startRoamServer("unix")), ws: await start(startRoamServer("ws")) };
+    const raw = { tcp: await start(startRawServer("tcp")), unix: await start(startRawServer("unix")) };
+    const grpc = { tcp: await start(startGrpcServer("tcp")), unix: await start(startGrpcServer("unix")) };
+    const wsjson = await start(startWsJsonRpcServer());
+
+    const tasks: Record<string, () => Promise<Measured>> = {
+      "raw tcp 1": () => measureInChild("raw", raw.tcp, 1),
+      "raw unix 1": () => measureInChild("raw", raw.unix, 1),
+      "wsjson 1": () => measureInChild("wsjson", wsjson, 1),
+      "wsjson 64": () => measureInChild("wsjson", wsjson, 64),
+    };
+    for (const t of ["tcp", "unix", "ws"] as const) {
+      tasks[`roam ${t} 1`] = () => measureInChild("roam", roam[t], 1);
+      tasks[`roam ${t} 64`] = () => measureInChild("roam", roam[t], 64);
+    }
+    for (const t of ["tcp", "unix"] as const) {
+      tasks[`grpc ${t} 1`] = () => measureInChild("grpc", grpc[t], 1);
+      tasks[`grpc ${t} 64`] = () => measureInChild("grpc", grpc[t], 64);
+    }
+    process.stderr.write(`[rpc] ${s.rounds} interleaved rounds × ${Object.keys(tasks).length} measurements\n`);
+    const r = await runRounds(s.rounds, tasks);
+
+    const ops = (k: string) => median(r[k]!.map((x) => x.result.opsPerSec));
+    const cpuUs = (k: string) => median(r[k]!.map((x) => (x.cpuSeconds * 1e6) / x.result.ops));
+    const lat = (k: string, q: "p50us" | "p99us") => median(r[k]!.map((x) => x.result[q]));
+    const fig = (k: string) => `${fmtOps(ops(k))}, ${cpuUs(k).toFixed(1)} CPU-µs/call`;
+
+    const rows: Row[] = Object.keys(tasks).map((k) => ({
+      measurement: k,
+      "calls/s (median)": fmtOps(ops(k)),
+      p50: fmtUs(lat(k, "p50us")),
+      p99: fmtUs(lat(k, "p99us")),
+      "CPU-µs/call (client+server)": cpuUs(k).toFixed(1),
+    }));
+
+    const ratios: RatioRow[] = [];
+    for (const t of ["tcp", "unix", "ws"] as const) {
+      const name = TRANSPORT_NAME[t];
+      const rawKey = t === "ws" ? "raw tcp 1" : `raw ${t} 1`;
+      ratios.push({ bench: "rpc", work: `unary echo, 1 in flight, ${name}`, roam: fig(`roam ${t} 1`), peer: `raw ${t === "unix" ? "Unix" : "TCP"} ping-pong ${fmtOps(ops(rawKey))}`, ratio: ops(`roam ${t} 1`) / ops(rawKey) });
+      ratios.push({ bench: "rpc", work: `unary echo, 1 in flight, ${name}`, roam: fmtOps(ops(`roam ${t} 1`)), peer: `ws JSON-RPC ${fig("wsjson 1")}`, ratio: ops(`roam ${t} 1`) / ops("wsjson 1"), target: t === "ws" ? ">= 1.3" : undefined });
+      ratios.push({ bench: "rpc", work: `unary echo, 64 in flight, ${name}`, roam: fig(`roam ${t} 64`), peer: `ws JSON-RPC ${fig("wsjson 64")}`, ratio: ops(`roam ${t} 64`) / ops("wsjson 64"), target: t === "ws" ? ">= 2" : undefined });
+      if (t !== "ws") {
+        ratios.push({ bench: "rpc", work: `unary echo, 64 in flight, ${name}`, roam: fmtOps(ops(`roam ${t} 64`)), peer: `grpc-js ${fig(`grpc ${t} 64`)}`, ratio: ops(`roam ${t} 64`) / ops(`grpc ${t} 64`) });
+      }
+    }
+    return { rows, ratios };
+  } finally {
+    await Promise.all(servers.map((x) => x.stop()));
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await runRpcBench();
-  printTable(rows, "Unary RPC: roam vs grpc-js vs raw socket (same run; ratios are the result)");
+  const { rows, ratios } = await runRpcBench();
+  printTable(rows, `Unary echo of 16 bytes, every measurement (medians of ${s.rounds} rounds)`);
+  reportRatios(ratios, "Unary RPC: roam vs raw sockets, ws JSON-RPC and grpc-js (same run; ratios are the result)");
+  void fmtRatio;
 }

@@ -10,9 +10,14 @@
  * Measures: the round trip of a small call (Testbed.echo, p50), MB/s of
  * 1 MiB payloads (Bench.echoBytes, 8 in flight, bytes counted both ways) and
  * MB/s of a channel of 64 KiB bytes elements (Bench.sink, default credit).
- * Targets (issue 5): SHM cross-process round trip at most half of the
- * Unix-socket one; SHM bulk throughput at least 2x the Unix socket's.
- * Env: BENCH_ROUNDS (3), BENCH_WARMUP_MS (300), BENCH_DURATION_MS (1500).
+ * Floors measured in the same run: a SharedArrayBuffer spin ping-pong
+ * between two threads (the least a round trip through shared memory can
+ * cost) and a one-thread memcpy of 1 MiB (the most bytes/s a copy can move).
+ * Targets (issue 18): SHM between processes moves 1 MiB payloads and 64 KiB
+ * channel elements at >= 0.25x memcpy, and a small call's round trip is at
+ * most 3x the spin floor. (Issue 5: round trip at most half of the Unix
+ * socket's; bulk at least 2x the Unix socket's.)
+ * Env: BENCH_ROUNDS (3; quick 2), BENCH_WARMUP_MS (300; 150), BENCH_DURATION_MS (1500; 400).
  */
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
@@ -36,10 +41,12 @@ import {
 } from "./lib/harness.js";
 import { patternSlice } from "./lib/pattern.js";
 import { connectRoam, startRoamServer } from "./roam/clients.js";
+import { reportRatios, settings } from "./lib/report.js";
 import { Bench } from "./roam/bench-service.js";
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 1500) };
+const s = settings({ rounds: 3, warmupMs: 300, durationMs: 1500 }, { rounds: 2, warmupMs: 150, durationMs: 400 });
+const rounds = s.rounds;
+const m = { warmupMs: s.warmupMs, durationMs: s.durationMs };
 const MIB = 1024 * 1024;
 const BULK = patternSlice(0, MIB);
 const ELEMENT = patternSlice(0, 64 * 1024);
@@ -125,6 +132,52 @@ function postMessageContender(w: Worker): Contender {
   };
 }
 
+/**
+ * Round trip of a SharedArrayBuffer spin ping-pong with a worker thread, µs
+ * (median over batches of 100 round trips; each side spins on Atomics.load).
+ */
+async function spinFloorUs(w: Worker, a: Int32Array): Promise<number> {
+  Atomics.store(a, 0, 1);
+  Atomics.notify(a, 0);
+  try {
+    const batchUs: number[] = [];
+    let seq = Atomics.load(a, 1);
+    const spinOnce = (): void => {
+      Atomics.store(a, 1, ++seq);
+      for (let i = 0; Atomics.load(a, 2) !== seq; i++) if (i > 2e9) throw new Error("spin floor: the worker does not answer");
+    };
+    for (let i = 0; i < 1000; i++) spinOnce(); // warm-up
+    const end = performance.now() + m.durationMs;
+    while (performance.now() < end && batchUs.length < 1e6) {
+      const t0 = performance.now();
+      for (let i = 0; i < 100; i++) spinOnce();
+      batchUs.push(((performance.now() - t0) * 1000) / 100);
+    }
+    return median(batchUs);
+  } finally {
+    Atomics.store(a, 0, 0);
+  }
+  void w;
+}
+
+/** One thread copying a 1 MiB buffer into another (TypedArray.set = memcpy), bytes/s. */
+function memcpyBytesPerSec(): number {
+  const src = new Uint8Array(BULK);
+  const dst = new Uint8Array(MIB);
+  for (let i = 0; i < 200; i++) dst.set(src);
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + m.durationMs;
+  let t = t0;
+  while (t < end && n < 1e7) {
+    for (let i = 0; i < 64; i++) dst.set(src);
+    n += 64;
+    t = performance.now();
+  }
+  if (dst[12345] !== src[12345]) throw new Error("memcpy floor: copy mismatch");
+  return (n * MIB) / ((t - t0) / 1000);
+}
+
 async function main(): Promise<void> {
   const guestJs = path.join(DIST_ROOT, "bench/shm/guest.js");
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -157,6 +210,15 @@ async function main(): Promise<void> {
       await pm.terminate();
     });
 
+    // SAB spin ping-pong floor: a worker that spins only while we measure.
+    const spinWords = new Int32Array(new SharedArrayBuffer(16));
+    const spinner = new Worker(path.join(DIST_ROOT, "bench/shm/spin-worker.js"), { workerData: spinWords.buffer });
+    cleanups.push(async () => {
+      Atomics.store(spinWords, 0, 2);
+      Atomics.notify(spinWords, 0);
+      await spinner.terminate();
+    });
+
     const contenders: Record<string, Contender> = {
       "roam over Unix socket (other process)": roamContender(unixLink),
       "roam over SHM, guest process": roamContender(procLink),
@@ -167,9 +229,20 @@ async function main(): Promise<void> {
     process.stderr.write(`[shm] ${rounds} interleaved rounds × 3 measurements × ${names.length} contenders\n`);
     const nsPerIter = calibrateNsPerIter();
 
-    const rtt = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureSequential(contenders[n]!.rtt, m)).p50us])));
-    const bulk = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.bulk, m)).bytesPerSec])));
-    const stream = await runRounds(rounds, Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.stream, m)).bytesPerSec])));
+    const SPIN = "SAB spin ping-pong (floor)";
+    const MEMCPY = "one-thread memcpy 1 MiB (floor)";
+    const rtt = await runRounds(rounds, {
+      ...Object.fromEntries(names.map((n) => [n, async () => (await measureSequential(contenders[n]!.rtt, m)).p50us])),
+      [SPIN]: () => spinFloorUs(spinner, spinWords),
+    });
+    const bulk = await runRounds(rounds, {
+      ...Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.bulk, m)).bytesPerSec])),
+      [MEMCPY]: async () => memcpyBytesPerSec(),
+    });
+    const stream = await runRounds(rounds, {
+      ...Object.fromEntries(names.map((n) => [n, async () => (await measureThroughput(contenders[n]!.stream, m)).bytesPerSec])),
+      [MEMCPY]: async () => memcpyBytesPerSec(),
+    });
 
     const med = (r: Record<string, number[]>, n: string) => median(r[n]!);
     const unix = names[0]!;
@@ -182,8 +255,24 @@ async function main(): Promise<void> {
       "64 KiB channel": fmtBytesPerSec(med(stream, n)),
       "channel × unix": fmtRatio(med(stream, n) / med(stream, unix)),
     }));
+    const memcpy = median([...bulk[MEMCPY]!, ...stream[MEMCPY]!]);
+    const spin = med(rtt, SPIN);
+    rows.push({ contender: SPIN, "small call p50": fmtUs(spin), "rtt / unix": fmtRatio(spin / med(rtt, unix)) });
+    rows.push({ contender: MEMCPY, "1 MiB payloads": fmtBytesPerSec(memcpy), "bulk × unix": fmtRatio(memcpy / med(bulk, unix)) });
     printTable(rows, `SHM transport vs Unix socket vs postMessage (medians of ${rounds} rounds; machine ${nsPerIter.toFixed(2)} ns/iter)`);
     const shmProc = names[1]!;
+    const shmWorker = names[2]!;
+    reportRatios(
+      [
+        { bench: "shm", work: "SHM, 1 MiB payloads, guest process", roam: fmtBytesPerSec(med(bulk, shmProc)), peer: `one-thread memcpy ${fmtBytesPerSec(memcpy)}`, ratio: med(bulk, shmProc) / memcpy, target: ">= 0.25" },
+        { bench: "shm", work: "SHM, 64 KiB channel, guest process", roam: fmtBytesPerSec(med(stream, shmProc)), peer: `one-thread memcpy ${fmtBytesPerSec(memcpy)}`, ratio: med(stream, shmProc) / memcpy, target: ">= 0.25" },
+        { bench: "shm", work: "SHM, 64 KiB channel, guest process", roam: fmtBytesPerSec(med(stream, shmProc)), peer: `roam over Unix ${fmtBytesPerSec(med(stream, unix))}`, ratio: med(stream, shmProc) / med(stream, unix) },
+        { bench: "shm", work: "SHM, small call round trip, guest process", roam: `${fmtUs(med(rtt, shmProc))} p50`, peer: `SAB spin ping-pong ${fmtUs(spin)}`, ratio: med(rtt, shmProc) / spin, ratioOf: "the floor's time", target: "<= 3" },
+        { bench: "shm", work: "SHM, small call round trip, worker thread", roam: `${fmtUs(med(rtt, shmWorker))} p50`, peer: `postMessage ${fmtUs(med(rtt, names[3]!))}`, ratio: med(rtt, shmWorker) / med(rtt, names[3]!), ratioOf: "postMessage's time" },
+        { bench: "shm", work: "SHM, 1 MiB payloads, worker thread", roam: fmtBytesPerSec(med(bulk, shmWorker)), peer: `postMessage ${fmtBytesPerSec(med(bulk, names[3]!))}`, ratio: med(bulk, shmWorker) / med(bulk, names[3]!) },
+      ],
+      "SHM: roam vs the memory floors (same run; ratios are the result)",
+    );
     const rttRatio = med(rtt, shmProc) / med(rtt, unix);
     const bulkRatio = med(bulk, shmProc) / med(bulk, unix);
     const streamRatio = med(stream, shmProc) / med(stream, unix);

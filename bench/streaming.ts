@@ -19,12 +19,16 @@ import { withPeerSet } from "./lib/peer-set.js";
 import { startRoamServer } from "./roam/clients.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
 import { DEFAULT_LIMITS } from "../src/transport/defaults.js";
+import { QUICK, reportRatios, settings, type RatioRow } from "./lib/report.js";
 
 /** grpc-js with an HTTP/2 window as large as roam's default channel credit. */
 const MATCHED_WINDOW = DEFAULT_LIMITS.initialChannelCredit;
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const m = { warmupMs: Number(process.env.BENCH_WARMUP_MS ?? 300), durationMs: Number(process.env.BENCH_DURATION_MS ?? 2000) };
+const s = settings({ rounds: 3, warmupMs: 300, durationMs: 2000 }, { rounds: 2, warmupMs: 150, durationMs: 600 });
+const rounds = s.rounds;
+const m = { warmupMs: s.warmupMs, durationMs: s.durationMs };
+/** Headline rows for run-all's table. */
+const ratioRows: RatioRow[] = [];
 
 /** Runs one measurement in a fresh client process against `server`. */
 async function measureInChild(peer: "raw" | "roam" | "grpc", server: PeerServer, extra: string[] = []): Promise<ThroughputResult> {
@@ -53,6 +57,12 @@ export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"
       const grpcBps = med("grpc");
       const grpcWideBps = med("grpcWide");
       const mib = MATCHED_WINDOW / (1024 * 1024);
+      const tn = t === "unix" ? "Unix socket" : "TCP";
+      ratioRows.push(
+        { bench: "streaming", work: `channel of 64 KiB bytes, ${tn}`, roam: fmtBytesPerSec(med("roam")), peer: `raw ${tn} bulk copy ${fmtBytesPerSec(rawBps)}`, ratio: med("roam") / rawBps, target: t === "unix" ? ">= 0.47" : undefined },
+        { bench: "streaming", work: `channel of 64 KiB bytes, ${tn}`, roam: fmtBytesPerSec(med("roam")), peer: `grpc-js default window ${fmtBytesPerSec(grpcBps)}`, ratio: med("roam") / grpcBps },
+        { bench: "streaming", work: `channel of 64 KiB bytes, ${tn}`, roam: fmtBytesPerSec(med("roam")), peer: `grpc-js ${mib} MiB window ${fmtBytesPerSec(grpcWideBps)}`, ratio: med("roam") / grpcWideBps },
+      );
       for (const [name, key] of [
         ["raw socket bulk copy (floor)", "raw"],
         ["roam channel, 64 KiB bytes elements", "roam"],
@@ -73,7 +83,7 @@ export async function runStreamingBench(transports: Transport[] = ["tcp", "unix"
   return rows;
 }
 
-export async function runSlowConsumer(mib = Number(process.env.BENCH_SLOW_MIB ?? 1024)): Promise<Row> {
+export async function runSlowConsumer(mib = Number(process.env.BENCH_SLOW_MIB ?? (QUICK ? 128 : 1024))): Promise<Row> {
   const roam = await startRoamServer("unix");
   try {
     const child = await spawnNode("bench/roam/slow-consumer.js", ["--addr", roam.addr, "--mib", String(mib)], {}, { startupTimeoutMs: 600_000 });
@@ -99,5 +109,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await runStreamingBench();
   printTable(rows, "One channel, 64 KiB elements: roam vs raw socket vs grpc-js (same run; ratios are the result)");
   const slow = await runSlowConsumer();
-  printTable([slow], "Slow consumer: receiving process reads 1 GiB at ~150 MB/s");
+  printTable([slow], `Slow consumer: receiving process reads ${slow["received"]} at ~150 MB/s`);
+  reportRatios(ratioRows, "Streaming: roam vs raw sockets and grpc-js (same run)");
 }

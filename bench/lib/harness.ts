@@ -34,6 +34,8 @@ export interface MeasureOpts {
    * Default warmupMs + durationMs + 10 s.
    */
   watchdogMs?: number;
+  /** Called right before the timed phase starts and right after it ends (e.g. to sample CPU time). */
+  onTimed?: (phase: 'start' | 'end') => void;
 }
 
 export interface SequentialResult {
@@ -145,6 +147,7 @@ export function measureSequential(
 
     const lat = new Float64Array(maxOps);
     let n = 0;
+    opts.onTimed?.('start');
     const start = nowNs();
     const end = start + msToNs(durationMs);
     let last = start;
@@ -155,6 +158,7 @@ export function measureSequential(
       lat[n++] = Number(last - t0) / 1e3;
       if (last >= end) break;
     }
+    opts.onTimed?.('end');
     return summarize(lat, n, last - start);
   };
   return withTimeout(run(), watchdogMs, 'measureSequential');
@@ -193,6 +197,7 @@ export function measureConcurrent(
     let n = 0;
     let started = 0;
     let stop = false;
+    opts.onTimed?.('start');
     const start = nowNs();
     const end = start + msToNs(durationMs);
     let last = start;
@@ -208,6 +213,7 @@ export function measureConcurrent(
       }
     };
     await Promise.all(Array.from({ length: k }, worker));
+    opts.onTimed?.('end');
     return { ...summarize(lat, n, last - start), inflight: k };
   };
   return withTimeout(run(), watchdogMs, 'measureConcurrent');

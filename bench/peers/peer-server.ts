@@ -2,10 +2,12 @@
 import { makeTempDir, spawnNode } from '../lib/harness.js';
 
 export type Transport = 'tcp' | 'unix';
+/** Transports roam's own bench server also listens on. */
+export type RpcTransport = Transport | 'ws';
 
 /** A running peer server process. */
 export interface PeerServer {
-  transport: Transport;
+  transport: RpcTransport;
   /** gRPC: "127.0.0.1:PORT" | "unix:/path";  raw socket: "127.0.0.1:PORT" | "/path". */
   addr: string;
   pid: number | undefined;
@@ -17,7 +19,7 @@ export interface PeerServer {
  * Spawn `dist/<script>` with `--transport tcp|unix [--socket <tmpdir>/<socketName>]`
  * and wait for its ready line.
  */
-export async function startPeerServer(script: string, transport: Transport, socketName: string, extraArgs: string[] = []): Promise<PeerServer> {
+export async function startPeerServer(script: string, transport: RpcTransport, socketName: string, extraArgs: string[] = []): Promise<PeerServer> {
   const tmp = transport === 'unix' ? makeTempDir('roam-bench-') : undefined;
   const args = ['--transport', transport, ...extraArgs];
   if (tmp) args.push('--socket', `${tmp.dir}/${socketName}`);

@@ -3,26 +3,28 @@ import { measureConcurrent, measureSequential, measureThroughput, type Concurren
 import { matchesPattern, POOL_PERIOD } from "../lib/pattern.js";
 import { channel } from "../../src/session/channels.js";
 import { Bench } from "./bench-service.js";
-import { startPeerServer, type PeerServer, type Transport } from "../peers/peer-server.js";
+import { startPeerServer, type PeerServer, type RpcTransport } from "../peers/peer-server.js";
 import { client } from "../../src/session/serve.js";
-import { connectTcp, connectUnix } from "../../src/transport/node.js";
+import { connectTcp, connectUnix, connectWebSocket } from "../../src/transport/node.js";
 import type { Link } from "../../src/session/link.js";
 import type { PeerOptions } from "../../src/transport/link-options.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
 
-export function startRoamServer(t: Transport, extraArgs: string[] = []): Promise<PeerServer> {
+export function startRoamServer(t: RpcTransport, extraArgs: string[] = []): Promise<PeerServer> {
   return startPeerServer("bench/roam/roam-server.js", t, "roam.sock", extraArgs);
 }
 
 export async function connectRoam(server: PeerServer, o: PeerOptions = {}): Promise<Link> {
   if (server.transport === "unix") return connectUnix({ ...o, path: server.addr });
+  if (server.transport === "ws") return connectWebSocket(server.addr, o);
   const i = server.addr.lastIndexOf(":");
   return connectTcp({ ...o, host: server.addr.slice(0, i), port: Number(server.addr.slice(i + 1)) });
 }
 
 /** Unary echo of a 16-byte string: sequential, or `inflight` calls outstanding. */
-export async function runRoamUnary(server: PeerServer, inflight: number, opts: MeasureOpts): Promise<ConcurrentResult> {
-  const link = await connectRoam(server);
+export async function runRoamUnary(server: PeerServer, inflight: number, opts: MeasureOpts, link?: Link): Promise<ConcurrentResult> {
+  const owned = link === undefined;
+  link ??= await connectRoam(server);
   try {
     const tb = client(Testbed, link.root);
     const msg = "0123456789abcdef";
@@ -32,7 +34,7 @@ export async function runRoamUnary(server: PeerServer, inflight: number, opts: M
     };
     return inflight === 1 ? { ...(await measureSequential(call, opts)), inflight: 1 } : await measureConcurrent(call, inflight, opts);
   } finally {
-    link.close();
+    if (owned) link.close();
   }
 }
 

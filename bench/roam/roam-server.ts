@@ -1,11 +1,11 @@
 /**
  * roam Testbed server in its own process, for benchmarks.
- *   node dist/bench/roam/roam-server.js --transport tcp|unix [--socket /path]
+ *   node dist/bench/roam/roam-server.js --transport tcp|unix|ws [--socket /path]
  * Prints {"ready":true,"addr":...} when listening.
  */
 import { announceReady, exitWithParent, parseArgs, removeSocketAndDir } from "../lib/harness.js";
 import { serve } from "../../src/session/serve.js";
-import { listenTcp, listenUnix, type RoamServer } from "../../src/transport/node.js";
+import { listenTcp, listenUnix, listenWebSocket, type RoamServer } from "../../src/transport/node.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
 import { testbedImpl } from "../../apps/testbed/impl.js";
 import { benchImpl, Bench } from "./bench-service.js";
@@ -27,6 +27,10 @@ if (transport === "unix") {
     removeSocketAndDir(p);
   });
   announceReady({ addr: p });
+} else if (transport === "ws") {
+  server = await listenWebSocket({ port: 0, dispatcher, initialChannelCredit: credit, maxPayloadSize: 4 * 1024 * 1024 });
+  exitWithParent(() => server.close());
+  announceReady({ addr: server.address });
 } else {
   server = await listenTcp({ port: 0, dispatcher, initialChannelCredit: credit, maxPayloadSize: 4 * 1024 * 1024 });
   exitWithParent(() => server.close());
