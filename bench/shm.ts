@@ -48,8 +48,10 @@ const s = settings({ rounds: 3, warmupMs: 300, durationMs: 1500 }, { rounds: 2, 
 const rounds = s.rounds;
 const m = { warmupMs: s.warmupMs, durationMs: s.durationMs };
 const MIB = 1024 * 1024;
-const BULK = patternSlice(0, MIB);
-const ELEMENT = patternSlice(0, 64 * 1024);
+// Own buffers, not views of the 8 MiB pattern pool: postMessage clones a
+// view's whole ArrayBuffer, which would make it copy 8 MiB per message.
+const BULK = new Uint8Array(patternSlice(0, MIB));
+const ELEMENT = new Uint8Array(patternSlice(0, 64 * 1024));
 const ELEMENTS_PER_CALL = 256;
 const BULK_INFLIGHT = 8;
 

@@ -284,6 +284,7 @@ export async function runRounds<T>(
   for (let i = 0; i < r; i++) {
     for (let j = 0; j < names.length; j++) {
       const name = names[(i + j) % names.length]!;
+      if (process.env.BENCH_TRACE) process.stderr.write(`[round ${i + 1}] ${name}\n`);
       out[name]!.push(await tasks[name]!());
     }
   }
