@@ -16,6 +16,7 @@ import { frameLimitFor, DEFAULT_LIMITS } from "./defaults.js";
 import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
 import { StreamTransport } from "./stream.js";
 import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
+import { WsFrameWriter } from "./ws-frames.js";
 
 export interface ServerOptions extends PeerOptions {
   /** Per-link dispatcher (overrides `dispatcher`): e.g. to keep per-client state. */
@@ -137,12 +138,17 @@ export async function listenWebSocket(
   });
   const ownsServer = !o.server;
   if (ownsServer) await listenNet(httpServer as unknown as net.Server, (cb) => httpServer.listen(o.port ?? 0, host, cb));
-  const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize) });
+  const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize), perMessageDeflate: false });
   const addr = httpServer.address() as net.AddressInfo;
   let rs: RoamServer | null = null;
   wss.on("connection", (ws, req) => {
-    (ws as unknown as { _socket?: net.Socket })._socket?.setNoDelay(true);
-    rs!.adopt(new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${req.socket.remoteAddress}:${req.socket.remotePort}` }));
+    // req.socket is the connection the WebSocket runs on (`ws` sets no-delay on it).
+    rs!.adopt(
+      new WebSocketTransport(ws as unknown as WebSocketLike, {
+        description: `ws ${req.socket.remoteAddress}:${req.socket.remotePort}`,
+        frames: new WsFrameWriter(req.socket, false),
+      }),
+    );
   });
   rs = new RoamServer(
     async () => {
@@ -225,9 +231,19 @@ export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: n
 
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
 export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
-  const ws = new WebSocket(url, { maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize) });
-  // Attach before 'open' so nothing the server sends right away is missed.
-  const transport = new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}` });
+  const ws = new WebSocket(url, { maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize), perMessageDeflate: false });
+  // The upgrade response's socket is the connection the WebSocket runs on;
+  // the frame writer batches our frames onto it (client frames are masked).
+  let frames: WsFrameWriter | undefined;
+  ws.once("upgrade", (res) => {
+    frames = new WsFrameWriter(res.socket, true);
+  });
+  let transport: WebSocketTransport | undefined;
+  // Attach before 'open' so nothing the server sends right away is missed:
+  // 'upgrade' and 'open' are emitted together, before any message.
+  ws.once("open", () => {
+    transport = new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}`, frames });
+  });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       ws.terminate();
@@ -242,8 +258,7 @@ export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs
       reject(e);
     });
   });
-  (ws as unknown as { _socket?: net.Socket })._socket?.setNoDelay(true);
-  const link = new Link(transport, linkOptions(true, o));
+  const link = new Link(transport!, linkOptions(true, o));
   wireAcceptConnections(link, o);
   await link.start();
   return link;

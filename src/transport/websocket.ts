@@ -3,6 +3,13 @@
  *
  * Browser-safe: it only needs the standard WebSocket interface, which both
  * the browser's WebSocket and the `ws` package's WebSocket implement.
+ *
+ * Hot path: in a browser a message is encoded into a reused buffer and
+ * handed to `send()` as a view (the browser copies it at the call), and
+ * received ArrayBuffers are decoded where they are. In Node the `ws`
+ * WebSocket gets a frame writer (ws-frames.ts) that puts the frames of one
+ * event-loop turn in one socket write, and received Buffers come from the
+ * `message` event directly (no MessageEvent object, no ArrayBuffer copy).
  */
 import { DecodeError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
@@ -21,12 +28,42 @@ export interface WebSocketLike {
   onerror: ((ev: unknown) => void) | null;
 }
 
+/**
+ * Node's `ws` WebSocket, as far as the fast receive path needs it: its
+ * `message` event hands over the payload itself (a Buffer with binaryType
+ * "nodebuffer") and whether the frame was binary.
+ */
+interface NodeWsEvents {
+  on(event: "message", listener: (data: Uint8Array, isBinary: boolean) => void): unknown;
+  on(event: "close", listener: () => void): unknown;
+  on(event: "error", listener: (e: Error) => void): unknown;
+}
+
+function isNodeWs(ws: WebSocketLike): ws is WebSocketLike & NodeWsEvents {
+  return typeof (ws as unknown as { on?: unknown }).on === "function";
+}
+
+/**
+ * Writes whole binary frames for the transport (Node: ws-frames.ts's
+ * WsFrameWriter on the WebSocket's own socket).
+ */
+export interface WebSocketFrameBatcher {
+  /** Queues one complete binary frame whose payload is `head` followed by `body`. */
+  frame(head: Uint8Array, body?: Uint8Array): void;
+  /** Writes everything queued now. */
+  flush(): void;
+  /** Drops anything queued and writes nothing more. */
+  stop(): void;
+}
+
 export interface WebSocketTransportOptions {
   /** Largest message accepted (default 1 MiB payload + 128 KiB). */
   maxMessageBytes?: number;
   /** bufferedAmount above which `writable()` makes senders wait (default 4 MiB). */
   highWaterMark?: number;
   description?: string;
+  /** Node: frames go through this batcher instead of `ws.send()` (see ws-frames.ts). */
+  frames?: WebSocketFrameBatcher;
 }
 
 const OPEN = 1;
@@ -34,6 +71,9 @@ const OPEN = 1;
 export class WebSocketTransport implements MessageTransport {
   private sink: TransportSink | null = null;
   private readonly writer = new Writer(4096);
+  private readonly header = new Writer(32);
+  private readonly frames: WebSocketFrameBatcher | null;
+  private readonly nodeWs: boolean;
   private closed = false;
   private failed = false;
   private readonly maxMessageBytes: number;
@@ -44,21 +84,34 @@ export class WebSocketTransport implements MessageTransport {
     private readonly ws: WebSocketLike,
     options: WebSocketTransportOptions = {},
   ) {
-    ws.binaryType = "arraybuffer";
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024 + 128 * 1024;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.description = options.description ?? "websocket";
+    this.frames = options.frames ?? null;
+    this.nodeWs = isNodeWs(ws);
     // Listen from construction: the peer's Hello may arrive in the same
     // chunk as the upgrade response, before anyone called start().
-    ws.onmessage = (ev) => this.onData(ev.data);
-    ws.onclose = () => {
+    const onClose = () => {
       this.closed = true;
+      this.frames?.stop();
       if (this.sink) this.sink.closed();
       else this.closedEarly = true;
     };
-    ws.onerror = () => {
-      // onclose follows.
-    };
+    if (isNodeWs(ws)) {
+      ws.binaryType = "nodebuffer";
+      ws.on("message", (data, isBinary) => this.onData(isBinary ? data : String(data)));
+      ws.on("close", onClose);
+      ws.on("error", () => {
+        // 'close' follows.
+      });
+    } else {
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (ev) => this.onData(ev.data);
+      ws.onclose = onClose;
+      ws.onerror = () => {
+        // onclose follows.
+      };
+    }
   }
 
   private early: unknown[] = [];
@@ -110,15 +163,33 @@ export class WebSocketTransport implements MessageTransport {
 
   send(m: Message): void {
     if (this.closed || this.ws.readyState !== OPEN) return;
+    const frames = this.frames;
+    if (frames !== null && m.type === "Data" && (m.payload.length >= 512 || m.payloadHead)) {
+      // Large element: header and payload go into the frame as they are.
+      const h = this.header;
+      h.reset();
+      h.u8(8);
+      h.varint(m.connId);
+      h.varint(m.channelId);
+      const head = m.payloadHead;
+      h.varint((head ? head.length : 0) + m.payload.length);
+      if (head) h.raw(head);
+      frames.frame(h.view(), m.payload);
+      return;
+    }
     const w = this.writer;
     w.reset();
     encodeMessage(w, m);
-    // The WebSocket keeps the buffer until it is written: send a copy.
-    this.ws.send(w.finish());
+    // Both copy the bytes before returning: the batcher into its batch, a
+    // browser's send() by the WebSocket API's definition.
+    if (frames !== null) frames.frame(w.view());
+    else if (this.nodeWs) this.ws.send(w.finish()); // `ws` keeps (and masks) the bytes until written: a copy
+    else this.ws.send(w.view());
   }
 
   flush(): void {
-    // Every message is its own frame; nothing is held back.
+    // Browser: every message left in its own send(). Node: write the batch now.
+    this.frames?.flush();
   }
 
   writable(): Promise<void> | undefined {
@@ -135,7 +206,9 @@ export class WebSocketTransport implements MessageTransport {
 
   close(): void {
     if (this.closed) return;
+    this.frames?.flush();
     this.closed = true;
+    this.frames?.stop();
     try {
       this.ws.close(1000, "");
     } catch {
