@@ -22,7 +22,8 @@ const serverPid = args["server-pid"] ? Number(args["server-pid"]) : undefined;
 const inflight = Number(args["inflight"] ?? 1);
 const server: PeerServer = { transport, addr, pid: serverPid, stop: async () => {} };
 const cpu = cpuMeter(serverPid === undefined ? [] : [serverPid]);
-const m = { warmupMs: Number(args["warmup-ms"] ?? 300), durationMs: Number(args["duration-ms"] ?? 2000), onTimed: cpu.onTimed };
+// Enough calls in the warm-up for every library's hot path to be compiled.
+const m = { warmupMs: Number(args["warmup-ms"] ?? 300), warmupOps: inflight === 1 ? 3000 : 20_000, durationMs: Number(args["duration-ms"] ?? 2000), onTimed: cpu.onTimed };
 
 let result: ConcurrentResult;
 switch (args["peer"]) {

@@ -34,6 +34,11 @@ export interface MeasureOpts {
    * Default warmupMs + durationMs + 10 s.
    */
   watchdogMs?: number;
+  /**
+   * Warm-up also runs until this many operations were done (JIT-compiled code
+   * paths; on a busy machine a fixed time is too few calls), at most 20x warmupMs.
+   */
+  warmupOps?: number;
   /** Called right before the timed phase starts and right after it ends (e.g. to sample CPU time). */
   onTimed?: (phase: 'start' | 'end') => void;
 }
@@ -142,9 +147,16 @@ export function measureSequential(
   const maxOps = Math.max(1, Math.floor(opts.maxOps ?? DEFAULT_MAX_OPS));
   const watchdogMs = opts.watchdogMs ?? warmupMs + durationMs + WATCHDOG_GRACE_MS;
 
+  const warmupOps = opts.warmupOps ?? 0;
   const run = async (): Promise<SequentialResult> => {
-    const warmEnd = nowNs() + msToNs(warmupMs);
-    for (let i = 0; i < maxOps && nowNs() < warmEnd; i++) await call();
+    const t0 = nowNs();
+    const warmEnd = t0 + msToNs(warmupMs);
+    const warmCap = t0 + msToNs(20 * warmupMs);
+    for (let i = 0; i < maxOps; i++) {
+      const t = nowNs();
+      if ((t >= warmEnd && i >= warmupOps) || t >= warmCap) break;
+      await call();
+    }
 
     const lat = new Float64Array(maxOps);
     let n = 0;
@@ -183,10 +195,15 @@ export function measureConcurrent(
   const run = async (): Promise<ConcurrentResult> => {
     // Warm-up, same shape as the timed phase.
     {
-      const warmEnd = nowNs() + msToNs(warmupMs);
+      const t0 = nowNs();
+      const warmEnd = t0 + msToNs(warmupMs);
+      const warmCap = t0 + msToNs(20 * warmupMs);
+      const warmupOps = opts.warmupOps ?? 0;
       let started = 0;
       const worker = async (): Promise<void> => {
-        while (started < maxOps && nowNs() < warmEnd) {
+        while (started < maxOps) {
+          const t = nowNs();
+          if ((t >= warmEnd && started >= warmupOps) || t >= warmCap) break;
           started++;
           await call();
         }
