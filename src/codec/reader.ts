@@ -25,6 +25,14 @@ export class Reader {
    * Only for inputs that are never reused (e.g. a received frame).
    */
   borrowBytes = false;
+  /**
+   * `bytes()` values of at least this many bytes are views into the input
+   * (smaller ones are copied). For received messages, whose buffers the
+   * transports never reuse: a bulk value costs no second copy into fresh
+   * memory, while a small value kept by the application does not pin the
+   * (larger) receive buffer it arrived in. Default: never.
+   */
+  borrowAtLeast = Infinity;
   private zeroSizedLeft = MAX_ZERO_SIZED_ELEMENTS;
 
   constructor(buf: Uint8Array, start = 0, end = buf.length) {
@@ -202,6 +210,11 @@ export class Reader {
   bytes(): Uint8Array {
     if (this.borrowBytes) return this.bytesView();
     const n = this.length();
+    if (n >= this.borrowAtLeast) {
+      const v = new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.pos, n);
+      this.pos += n;
+      return v;
+    }
     // A plain Uint8Array copy (never Buffer#slice, which would alias the input).
     const v = new Uint8Array(n);
     v.set(this.buf.subarray(this.pos, this.pos + n));

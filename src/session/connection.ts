@@ -34,6 +34,21 @@ import {
 import type { FlowControlBackend } from "./flow.js";
 import type { PressureThresholds } from "./pressure.js";
 
+/**
+ * Bytes values at least this large in a received Request or Response are
+ * views into the received payload rather than copies (a transport never
+ * reuses a payload it handed over). 64 KiB: bulk values skip a second copy
+ * into fresh memory; a view pins at most its transport's receive buffer
+ * (256 KiB stream slab, 1 MiB SHM arena), a small multiple of itself.
+ */
+export const BORROW_RECEIVED_BYTES_AT_LEAST = 64 * 1024;
+
+function receivedPayloadReader(payload: Uint8Array): Reader {
+  const r = new Reader(payload);
+  r.borrowAtLeast = BORROW_RECEIVED_BYTES_AT_LEAST;
+  return r;
+}
+
 /** Per-call options accepted by every client method (as a trailing argument). */
 export interface CallOptions {
   /** Aborting sends Cancel and rejects the call at once with CancelledError. */
@@ -444,7 +459,7 @@ export class Connection implements ChannelHost {
     const name = pc.name;
     let result;
     try {
-      result = method.decodeResponse(new Reader(m.payload));
+      result = method.decodeResponse(receivedPayloadReader(m.payload));
     } catch (e) {
       if (pc.binder) this.failCallChannels(pc.binder, new ResponseDecodeError(name, e));
       pc.reject(new ResponseDecodeError(name, e));
@@ -518,7 +533,7 @@ export class Connection implements ChannelHost {
     const m = call.request;
     let binder: CallChannelBinder | null = null;
     let args: any[];
-    const r = new Reader(m.payload);
+    const r = receivedPayloadReader(m.payload);
     try {
       if (method.hasChannels || m.channels.length > 0) {
         binder = new CallChannelBinder(this, this.channels, m.channels);
