@@ -1,6 +1,6 @@
 /**
  * Byte-exact interop with the Rust reference: every file under
- * ../shared/golden-vectors (see its MANIFEST.md) is encoded and decoded
+ * test/fixtures/golden-vectors (see its MANIFEST.md) is encoded and decoded
  * here, and the suite fails if any file in that tree is not covered.
  */
 import { test } from "node:test";
@@ -18,8 +18,9 @@ import { decodeMessage, encodeMessage, messageToBytes, type Message } from "../s
 import { HelloHandshake } from "../src/session/handshake.js";
 import { ProtocolViolation } from "../src/session/errors.js";
 
-// dist/test/golden-vectors.test.js -> <repo>/.. -> shared/ (ROAM_SHARED_DIR overrides).
-const SHARED_DIR = process.env["ROAM_SHARED_DIR"] ?? fileURLToPath(new URL("../../../shared/", import.meta.url));
+// The Rust reference's facts, copied into the repository (test/fixtures/README.md):
+// dist/test/<file>.js -> <repo>/test/fixtures/. ROAM_FIXTURES_DIR points elsewhere (e.g. ../shared).
+const SHARED_DIR = process.env["ROAM_FIXTURES_DIR"] ?? fileURLToPath(new URL("../../test/fixtures/", import.meta.url));
 const VECTORS_DIR = join(SHARED_DIR, "golden-vectors");
 
 /** Every file checked by some test, as a path relative to VECTORS_DIR. */

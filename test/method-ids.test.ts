@@ -1,6 +1,6 @@
 /**
  * Method identity: the Testbed ids must equal the ones the Rust reference
- * computed (../shared/testbed/method-ids.json), and the pieces they are
+ * computed (test/fixtures/testbed/method-ids.json), and the pieces they are
  * made of (kebab-case names, signature bytes) follow the spec.
  */
 import { test } from "node:test";
@@ -14,7 +14,9 @@ import { kebab } from "../src/service/kebab.js";
 import { arg, computeMethodId, defineService, method } from "../src/service/define.js";
 import { methodSignature, t, typeSignature, type Schema } from "../src/schema/index.js";
 
-const SHARED_DIR = process.env["ROAM_SHARED_DIR"] ?? fileURLToPath(new URL("../../../shared/", import.meta.url));
+// The Rust reference's facts, copied into the repository (test/fixtures/README.md):
+// dist/test/<file>.js -> <repo>/test/fixtures/. ROAM_FIXTURES_DIR points elsewhere (e.g. ../shared).
+const SHARED_DIR = process.env["ROAM_FIXTURES_DIR"] ?? fileURLToPath(new URL("../../test/fixtures/", import.meta.url));
 
 function loadExpectedIds(): Record<string, string> {
   const raw: unknown = JSON.parse(readFileSync(join(SHARED_DIR, "testbed", "method-ids.json"), "utf8"));
