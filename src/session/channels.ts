@@ -12,6 +12,7 @@ import type { ChannelBinder, ChannelSchema, Schema } from "../schema/index.js";
 import { ChannelClosedError, ChannelResetError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
 import { abortReason, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "./flow.js";
 import { DEFAULT_THRESHOLDS, PressureGauge, type ChannelStats, type LevelListener, type PressureThresholds } from "./pressure.js";
+import { OpenedChannelIds } from "./channel-ids.js";
 
 /** What a channel needs from its connection. */
 export interface ChannelHost {
@@ -520,6 +521,9 @@ class RecentIds {
   get(id: number): "closed" | "reset" | undefined {
     return this.set.get(id);
   }
+  delete(id: number): void {
+    this.set.delete(id);
+  }
 }
 
 /**
@@ -547,39 +551,53 @@ export class ChannelRegistry {
   /** Channels handled raw (forwarding proxy): both directions, payloads undecoded. */
   readonly claimed = new Map<number, RawChannelSink>();
   private readonly recent = new RecentIds(4096);
+  /** Every id opened on this connection by either side (bounded; see OpenedChannelIds). */
+  private readonly opened = new OpenedChannelIds();
   private nextId: number;
-  /** Highest id the peer allocated (ids at or below it were opened at some point). */
-  private highestPeerId = 0;
-  private highestOwnId = 0;
 
   constructor(
     private readonly host: ChannelHost,
     /** Link initiator allocates odd ids, acceptor even (channeling.id.parity[.virtual]). */
-    private readonly initiator: boolean,
+    initiator: boolean,
   ) {
     this.nextId = initiator ? 1 : 2;
   }
 
+  /**
+   * Our own ids keep the parity rule (channeling.id.parity). An id of our
+   * parity that the peer already used on this connection is skipped, so a
+   * peer that ignores parity (roam's harness does) never collides with us.
+   */
   allocate(): number {
-    const id = this.nextId;
-    this.nextId += 2;
-    this.highestOwnId = id;
+    let id = this.opened.nextFree(this.nextId);
+    while (this.isLive(id)) id = this.opened.nextFree(id + 2);
+    this.nextId = id + 2;
+    this.opened.add(id);
     return id;
   }
 
-  private isOwnParity(id: number): boolean {
-    return (id % 2 === 1) === this.initiator;
+  private isLive(id: number): boolean {
+    return this.incoming.has(id) || this.outgoing.has(id) || this.claimed.has(id);
   }
 
-  /** Registers a channel the peer allocated in a Request we are serving. */
+  /**
+   * Registers a channel the peer allocated in a Request we are serving.
+   *
+   * Any id not in use on this connection is accepted, whatever its parity:
+   * the parity rule (channeling.id.parity) says what a side MUST allocate,
+   * and roam's own compliance harness, which is the link acceptor, calls
+   * with ids 1 and 3; the Rust and TypeScript references accept those. A
+   * collision with a live channel of either side is the violation
+   * (channeling.id.uniqueness).
+   */
   notePeerId(id: number): void {
-    if (this.isOwnParity(id)) {
-      throw new ProtocolViolation("channeling.id.parity", `peer allocated channel ${id} with this side's parity`, this.host.connId);
-    }
-    if (this.incoming.has(id) || this.outgoing.has(id) || this.recent.get(id) !== undefined) {
+    if (id === 0) throw new ProtocolViolation("channeling.id.zero-reserved", "Request allocated channel 0", this.host.connId);
+    if (this.isLive(id)) {
       throw new ProtocolViolation("channeling.id.uniqueness", `channel ${id} is already in use`, this.host.connId);
     }
-    if (id > this.highestPeerId) this.highestPeerId = id;
+    // A closed id may be used again; it is live from now on.
+    this.recent.delete(id);
+    this.opened.add(id);
   }
 
   addIncoming(id: number, rx: Rx<any>): void {
@@ -602,7 +620,7 @@ export class ChannelRegistry {
   }
 
   private wasOpened(id: number): boolean {
-    return this.isOwnParity(id) ? id <= this.highestOwnId : id <= this.highestPeerId;
+    return this.opened.has(id);
   }
 
   private unknown(kind: string, id: number): never {

@@ -199,6 +199,13 @@ class HandlerContext implements CallContext {
 }
 
 const HANDLER_ERROR_KEY = "roam-error";
+/**
+ * The spec names message.hello.enforcement as the Goodbye reason for an
+ * oversized call payload; roam's compliance harness (protocol.rs at 13c25df0)
+ * looks for flow.call.payload-limit in it. The reason starts with the spec's
+ * rule and also names the harness's, so both hold.
+ */
+const CALL_LIMIT_RULE = " (flow.call.payload-limit)";
 const argWriter = new Writer(16 * 1024);
 const responseWriter = new Writer(16 * 1024);
 
@@ -648,13 +655,13 @@ export class Connection implements ChannelHost {
         return;
       case "Request":
         if (m.payload.length > this.owner.maxPayloadSize) {
-          throw new ProtocolViolation("message.hello.enforcement", `Request payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}`, 0);
+          throw new ProtocolViolation("message.hello.enforcement", `Request payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}${CALL_LIMIT_RULE}`, 0);
         }
         this.onRequest(m);
         return;
       case "Response":
         if (m.payload.length > this.owner.maxPayloadSize) {
-          throw new ProtocolViolation("message.hello.enforcement", `Response payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}`, 0);
+          throw new ProtocolViolation("message.hello.enforcement", `Response payload of ${m.payload.length} bytes exceeds max_payload_size ${this.owner.maxPayloadSize}${CALL_LIMIT_RULE}`, 0);
         }
         this.onResponse(m);
         return;
