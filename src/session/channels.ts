@@ -189,7 +189,9 @@ export class Tx<T> {
     if (this.state === "open") {
       this.state = "closing";
       if (this.pending === 0 && this.binding) this.finishClose();
-      else if (!this.binding) this.bindWaiters.push(() => this.pending === 0 && this.state === "closing" && this.finishClose());
+      // Bound while the call's arguments are encoded, i.e. before its Request
+      // is sent: close after that turn, never ahead of the Request.
+      else if (!this.binding) this.bindWaiters.push(() => queueMicrotask(() => this.pending === 0 && this.currentState() === "closing" && this.finishClose()));
     }
     return p;
   }

@@ -17,7 +17,7 @@ import {
   type RequestMessage,
   type ResponseMessage,
 } from "../wire/message.js";
-import { CallChannelBinder, ChannelRegistry, type ChannelHost } from "./channels.js";
+import { CallChannelBinder, ChannelRegistry, Rx, Tx, type ChannelHost } from "./channels.js";
 import {
   CancelledError,
   ConnectionClosedError,
@@ -26,10 +26,10 @@ import {
   ProtocolViolation,
   RemoteHandlerError,
   ResponseDecodeError,
+  RoamError,
   TimeoutError,
   UnknownMethodError,
   UserError,
-  type RoamError,
 } from "./errors.js";
 import type { FlowControlBackend } from "./flow.js";
 import type { PressureThresholds } from "./pressure.js";
@@ -140,7 +140,7 @@ class ServedCall implements IncomingCall {
   private cancelled = false;
   private controller: AbortController | null = null;
   /** Internal cancellation hook (set by runHandler), cheaper than an event listener. */
-  onCancel: (() => void) | null = null;
+  onCancel: ((reason: unknown) => void) | null = null;
 
   constructor(
     readonly connection: Connection,
@@ -167,7 +167,7 @@ class ServedCall implements IncomingCall {
     this.controller?.abort(reason);
     const f = this.onCancel;
     this.onCancel = null;
-    f?.();
+    f?.(reason);
   }
 
   respond(payload: Uint8Array, metadata: Metadata = EMPTY, channels: number[] = NO_IDS): void {
@@ -301,16 +301,21 @@ export class Connection implements ChannelHost {
    * UserError for the method's error type, or another RoamError.
    */
   call<A extends any[], T, E>(method: MethodDescriptor<A, T, E>, args: A, options?: CallOptions): Promise<T> {
-    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.closedError) return this.rejectUnsent(method, args, this.closedError);
     const handshake = this.owner.handshakePending();
     // r[message.hello.ordering]: calls made before the handshake wait for it.
-    if (handshake) return handshake.then(() => this.call(method, args, options));
+    if (handshake) {
+      return handshake.then(
+        () => this.call(method, args, options),
+        (e: unknown) => this.rejectUnsent(method, args, e instanceof RoamError ? e : new ConnectionClosedError(String(e), "local", e)),
+      );
+    }
     const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(new CancelledError(qualified(method), "local", signal.reason));
+    if (signal?.aborted) return this.rejectUnsent(method, args, new CancelledError(qualified(method), "local", signal.reason));
     const metadata = options?.metadata ?? EMPTY;
     if (metadata.length > 0) {
       const problem = checkMetadataLimits(metadata);
-      if (problem) return Promise.reject(new EncodeFailedError(`request metadata for ${qualified(method)}`, `${problem} (call.metadata.limits)`));
+      if (problem) return this.rejectUnsent(method, args, new EncodeFailedError(`request metadata for ${qualified(method)}`, `${problem} (call.metadata.limits)`));
     }
 
     let binder: CallChannelBinder | null = null;
@@ -332,9 +337,10 @@ export class Connection implements ChannelHost {
       (w as WithBinder).channelBinder = undefined;
     }
     if (w.pos > this.owner.maxPayloadSize) {
-      return Promise.reject(
-        new EncodeFailedError(`the arguments of ${qualified(method)}`, `${w.pos} bytes exceeds the negotiated max_payload_size ${this.owner.maxPayloadSize}`),
-      );
+      const error = new EncodeFailedError(`the arguments of ${qualified(method)}`, `${w.pos} bytes exceeds the negotiated max_payload_size ${this.owner.maxPayloadSize}`);
+      // Its channels were bound but the call is never sent: end them with it.
+      if (binder) this.failCallChannels(binder, error);
+      return Promise.reject(error);
     }
 
     const requestId = this.nextRequestId++;
@@ -359,6 +365,36 @@ export class Connection implements ChannelHost {
         payload: w.view(),
       });
     });
+  }
+
+  /**
+   * A call that is never sent: reject it, and fail the channel handles in its
+   * arguments with the same error, so the caller's ends of those channels
+   * (a Tx it keeps sending on, an Rx it reads) settle too instead of waiting
+   * forever for a binding that will never come.
+   */
+  private rejectUnsent<T>(method: MethodDescriptor, args: readonly unknown[], error: RoamError): Promise<T> {
+    if (method.hasChannels) {
+      const w = new Writer(256);
+      (w as WithBinder).channelBinder = {
+        bindOutgoing: (handle) => {
+          if (handle instanceof Rx || handle instanceof Tx) {
+            handle.partner?.fail(error);
+            handle.fail(error);
+          }
+          return 0;
+        },
+        bindIncoming: () => {
+          throw new TypeError("not decoding");
+        },
+      };
+      try {
+        method.encodeArgs(w, args as any[]);
+      } catch {
+        // arguments that do not encode: their channels were failed up to that point
+      }
+    }
+    return Promise.reject(error);
   }
 
   /**
@@ -529,7 +565,7 @@ export class Connection implements ChannelHost {
   private onCancel(m: CancelMessage): void {
     const sc = this.serving.get(m.requestId);
     if (sc === undefined) return; // already answered: Cancel is advisory
-    sc.cancel(new CancelledError("request", "remote"));
+    sc.cancel(new CancelledError(`request ${m.requestId}`, "remote"));
   }
 
   // --- typed dispatch -------------------------------------------------------------
@@ -559,9 +595,10 @@ export class Connection implements ChannelHost {
     }
     call.binder = binder;
     const ctx = new HandlerContext(call, method);
-    call.onCancel = () => {
-      // The caller gave up: answer Cancelled now, stop our channels.
-      if (binder) this.failCallChannels(binder, new CancelledError(qualified(method), "remote"));
+    call.onCancel = (reason) => {
+      // The caller gave up (answer Cancelled now), or the connection is gone:
+      // stop our channels with the reason that is true (ctx.signal carries the same).
+      if (binder) this.failCallChannels(binder, reason instanceof ConnectionClosedError ? reason : new CancelledError(qualified(method), "remote"));
       call.respond(RESPONSE_CANCELLED);
     };
     let out: unknown;

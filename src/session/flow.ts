@@ -218,6 +218,8 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
   private disposed = false;
   /** Data messages received so far (tells an idle top-up whether data arrived meanwhile). */
   private dataSeq = 0;
+  /** Largest element received on this channel (bytes). */
+  private largestElement = 0;
   constructor(
     window: number,
     buffered: () => number,
@@ -228,6 +230,7 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
   override onData(n: number): boolean {
     if (!super.onData(n)) return false;
     this.dataSeq++;
+    if (n > this.largestElement) this.largestElement = n;
     return true;
   }
   onConsumed(_n: number): void {
@@ -245,15 +248,18 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
     // Only when no data arrived meanwhile (the sender really is stuck): a
     // flowing stream is topped up by the rule above and costs no extra Credit.
     //
-    // When less than a sixteenth of the window was used, the sender can only
-    // be stuck on an element of nearly a whole window, which is rare: wait
-    // longer before granting. Peers that never expect Credit for a few bytes
-    // (roam's compliance harness reads the very next message after each Data
-    // and fails on a Credit) then see none in a request/echo exchange.
+    // When less than a sixteenth of the window was used and no element seen
+    // on this channel was larger than the credit left, the sender can only be
+    // stuck on an element larger than any before and of nearly a whole
+    // window, which is rare: wait longer before granting. Peers that never
+    // expect Credit for a few bytes (roam's compliance harness reads the very
+    // next message after each Data and fails on a Credit) then see none in a
+    // request/echo exchange; a stream that has carried large elements keeps
+    // the 1 ms top-up.
     if (this.buffered() === 0 && this.remaining < this.window && !this.idleTopUpScheduled) {
       this.idleTopUpScheduled = true;
       const seq = this.dataSeq;
-      const smallUse = this.window - this.remaining < this.window / 16;
+      const smallUse = this.window - this.remaining < this.window / 16 && this.largestElement <= this.remaining;
       scheduleLater(smallUse ? SMALL_USE_IDLE_MS : 1, () => {
         this.idleTopUpScheduled = false;
         if (this.disposed) return;

@@ -2,7 +2,7 @@ import type { Dispatcher } from "../session/connection.js";
 import { HelloHandshake } from "../session/handshake.js";
 import type { Link, LinkOptions } from "../session/link.js";
 import type { Metadata } from "../wire/message.js";
-import { DEFAULT_LIMITS } from "./defaults.js";
+import { resolveLimits, type ResolvedLimits } from "./limits.js";
 
 /** Options shared by every Hello-based (stream, WebSocket) link. */
 export interface PeerOptions extends Omit<LinkOptions, "initiator" | "handshake" | "dispatcher"> {
@@ -16,15 +16,13 @@ export interface PeerOptions extends Omit<LinkOptions, "initiator" | "handshake"
   acceptConnections?: (metadata: Metadata, link: Link) => Dispatcher | null;
 }
 
-export function linkOptions(initiator: boolean, o: PeerOptions): LinkOptions {
+/** Link options for a Hello-based link; `limits` is the transport's resolved limits (one source for both). */
+export function linkOptions(initiator: boolean, o: PeerOptions, limits: ResolvedLimits = resolveLimits(o)): LinkOptions {
   return {
     ...o,
     initiator,
     dispatcher: o.dispatcher ?? null,
-    handshake: new HelloHandshake({
-      maxPayloadSize: o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize,
-      initialChannelCredit: o.initialChannelCredit ?? DEFAULT_LIMITS.initialChannelCredit,
-    }),
+    handshake: new HelloHandshake({ maxPayloadSize: limits.maxPayloadSize, initialChannelCredit: limits.initialChannelCredit }),
   };
 }
 

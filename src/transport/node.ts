@@ -12,7 +12,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import type { Dispatcher } from "../session/connection.js";
 import { Link } from "../session/link.js";
 import type { MessageTransport } from "../session/transport.js";
-import { frameLimitFor, DEFAULT_LIMITS } from "./defaults.js";
+import { resolveLimits, type ResolvedLimits } from "./limits.js";
 import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
 import { StreamTransport } from "./stream.js";
 import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
@@ -36,12 +36,14 @@ export class RoamServer {
     readonly port: number | undefined,
     readonly path: string | undefined,
     private readonly options: ServerOptions,
+    /** The limits every link of this server uses (resolved once). */
+    readonly limits: ResolvedLimits = resolveLimits(options),
   ) {}
 
   /** @internal */
   adopt(transport: MessageTransport): Link {
     const o = this.options;
-    const link = new Link(transport, linkOptions(false, o));
+    const link = new Link(transport, linkOptions(false, o, this.limits));
     if (o.dispatcherFor) link.root.setDispatcher(o.dispatcherFor(link));
     wireAcceptConnections(link, o);
     this.links.add(link);
@@ -64,12 +66,9 @@ export class RoamServer {
   }
 }
 
-function streamTransportFor(socket: net.Socket, o: PeerOptions, description: string): StreamTransport {
+function streamTransportFor(socket: net.Socket, limits: ResolvedLimits, description: string): StreamTransport {
   socket.setNoDelay(true);
-  return new StreamTransport(socket, {
-    maxFrameBytes: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize),
-    description,
-  });
+  return new StreamTransport(socket, { maxFrameBytes: limits.maxFrameBytes, description });
 }
 
 function listenNet(server: net.Server, bind: (cb: () => void) => void): Promise<void> {
@@ -89,11 +88,12 @@ function closeNetServer(server: net.Server | http.Server): Promise<void> {
 /** Serves roam over TCP (COBS framing). `port: 0` picks a free port. */
 export async function listenTcp(o: ServerOptions & { host?: string; port?: number }): Promise<RoamServer> {
   const host = o.host ?? "127.0.0.1";
+  const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, o, `tcp ${socket.remoteAddress}:${socket.remotePort}`)));
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`)));
   await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
   const addr = server.address() as net.AddressInfo;
-  rs = new RoamServer(() => closeNetServer(server), `${host}:${addr.port}`, addr.port, undefined, o);
+  rs = new RoamServer(() => closeNetServer(server), `${host}:${addr.port}`, addr.port, undefined, o, limits);
   return rs;
 }
 
@@ -104,8 +104,9 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
   } catch {
     // not there
   }
+  const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, o, `unix ${o.path}`)));
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`)));
   await listenNet(server, (cb) => server.listen(o.path, cb));
   rs = new RoamServer(
     async () => {
@@ -120,6 +121,7 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
     undefined,
     o.path,
     o,
+    limits,
   );
   return rs;
 }
@@ -138,13 +140,15 @@ export async function listenWebSocket(
   });
   const ownsServer = !o.server;
   if (ownsServer) await listenNet(httpServer as unknown as net.Server, (cb) => httpServer.listen(o.port ?? 0, host, cb));
-  const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize), perMessageDeflate: false });
+  const limits = resolveLimits(o);
+  const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
   const addr = httpServer.address() as net.AddressInfo;
   let rs: RoamServer | null = null;
   wss.on("connection", (ws, req) => {
     // req.socket is the connection the WebSocket runs on (`ws` sets no-delay on it).
     rs!.adopt(
       new WebSocketTransport(ws as unknown as WebSocketLike, {
+        maxMessageBytes: limits.maxMessageBytes,
         description: `ws ${req.socket.remoteAddress}:${req.socket.remotePort}`,
         frames: new WsFrameWriter(req.socket, false),
       }),
@@ -160,17 +164,19 @@ export async function listenWebSocket(
     addr.port,
     undefined,
     o,
+    limits,
   );
   return rs;
 }
 
 /** Wraps an already-connected Duplex (socket, stdio pair) as the link initiator or acceptor. */
 export async function linkOverStream(stream: net.Socket, o: PeerOptions & { initiator: boolean; description?: string }): Promise<Link> {
-  return startLink(streamTransportFor(stream, o, o.description ?? "stream"), o);
+  const limits = resolveLimits(o);
+  return startLink(streamTransportFor(stream, limits, o.description ?? "stream"), o, limits);
 }
 
-async function startLink(t: MessageTransport, o: PeerOptions & { initiator: boolean }): Promise<Link> {
-  const link = new Link(t, linkOptions(o.initiator, o));
+async function startLink(t: MessageTransport, o: PeerOptions & { initiator: boolean }, limits: ResolvedLimits): Promise<Link> {
+  const link = new Link(t, linkOptions(o.initiator, o, limits));
   wireAcceptConnections(link, o);
   await link.start();
   return link;
@@ -197,7 +203,8 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeou
       },
     },
   } as net.SocketConstructorOpts);
-  transport = streamTransportFor(socket, o, description);
+  const limits = resolveLimits(o);
+  transport = streamTransportFor(socket, limits, description);
   const timeoutMs = o.timeoutMs ?? 10_000;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -215,7 +222,7 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeou
     });
     socket.connect(opts);
   });
-  return startLink(transport, { ...o, initiator: true });
+  return startLink(transport, { ...o, initiator: true }, limits);
 }
 
 /** Connects over TCP as the link initiator and completes the Hello exchange. */
@@ -231,7 +238,8 @@ export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: n
 
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
 export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
-  const ws = new WebSocket(url, { maxPayload: frameLimitFor(o.maxPayloadSize ?? DEFAULT_LIMITS.maxPayloadSize), perMessageDeflate: false });
+  const limits = resolveLimits(o);
+  const ws = new WebSocket(url, { maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
   // The upgrade response's socket is the connection the WebSocket runs on;
   // the frame writer batches our frames onto it (client frames are masked).
   let frames: WsFrameWriter | undefined;
@@ -242,7 +250,7 @@ export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs
   // Attach before 'open' so nothing the server sends right away is missed:
   // 'upgrade' and 'open' are emitted together, before any message.
   ws.once("open", () => {
-    transport = new WebSocketTransport(ws as unknown as WebSocketLike, { description: `ws ${url}`, frames });
+    transport = new WebSocketTransport(ws as unknown as WebSocketLike, { maxMessageBytes: limits.maxMessageBytes, description: `ws ${url}`, frames });
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -258,7 +266,7 @@ export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs
       reject(e);
     });
   });
-  const link = new Link(transport!, linkOptions(true, o));
+  const link = new Link(transport!, linkOptions(true, o, limits));
   wireAcceptConnections(link, o);
   await link.start();
   return link;

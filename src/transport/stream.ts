@@ -11,11 +11,12 @@ import { CobsFrameDecoder, cobsEncodeInPlace, cobsEncodeInto, cobsMaxEncodedLeng
 import { DecodeError, FramingError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
 import { nativeCobs } from "./native-cobs.js";
+import { resolveLimits } from "./limits.js";
 import type { MessageTransport, TransportSink } from "../session/transport.js";
 import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
 
 export interface StreamTransportOptions {
-  /** Largest encoded frame accepted before the peer is cut off (default 1 MiB payload + metadata). */
+  /** Largest encoded frame accepted before the peer is cut off: `resolveLimits(...).maxFrameBytes` (default: that of the default limits). */
   maxFrameBytes?: number;
   /** Outgoing bytes buffered in the socket before `writable()` makes senders wait (default 4 MiB). */
   highWaterMark?: number;
@@ -45,7 +46,7 @@ export class StreamTransport implements MessageTransport {
     private readonly stream: Duplex,
     options: StreamTransportOptions = {},
   ) {
-    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? cobsMaxEncodedLength(1024 * 1024 + 128 * 1024), nativeCobs?.decodeStream);
+    this.decoder = new CobsFrameDecoder(options.maxFrameBytes ?? resolveLimits().maxFrameBytes, nativeCobs?.decodeStream);
     this.highWaterMark = options.highWaterMark ?? 1024 * 1024;
     this.batch = Buffer.allocUnsafe(SMALL_BATCH);
     this.description = options.description ?? "stream";

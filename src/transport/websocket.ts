@@ -14,6 +14,7 @@
 import { DecodeError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
 import type { MessageTransport, TransportSink } from "../session/transport.js";
+import { resolveLimits } from "./limits.js";
 import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
 
 /** The subset of the WebSocket API this transport uses. */
@@ -57,7 +58,7 @@ export interface WebSocketFrameBatcher {
 }
 
 export interface WebSocketTransportOptions {
-  /** Largest message accepted (default 1 MiB payload + 128 KiB). */
+  /** Largest message accepted: `resolveLimits(...).maxMessageBytes` (default: that of the default limits). */
   maxMessageBytes?: number;
   /** bufferedAmount above which `writable()` makes senders wait (default 4 MiB). */
   highWaterMark?: number;
@@ -84,7 +85,7 @@ export class WebSocketTransport implements MessageTransport {
     private readonly ws: WebSocketLike,
     options: WebSocketTransportOptions = {},
   ) {
-    this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024 + 128 * 1024;
+    this.maxMessageBytes = options.maxMessageBytes ?? resolveLimits().maxMessageBytes;
     this.highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.description = options.description ?? "websocket";
     this.frames = options.frames ?? null;

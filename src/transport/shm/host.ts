@@ -10,6 +10,7 @@
  *   const link = establishHostPeer(host, ticket.peerId, serve(HostApi, impl));
  *   const cell = client(CellApi, link.root);
  */
+import { resolveLimits } from "../limits.js";
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -238,9 +239,15 @@ export class ShmHost {
 
   /** Creates the hub: a new segment (replacing a stale file at the same path). */
   static create(options: ShmHostOptions = {}): ShmHost {
+    // The same resolver as every other transport (transport/limits.ts); the
+    // segment header carries the result (no Hello on SHM: shm.handshake.no-negotiation).
+    const limits = resolveLimits(
+      { maxPayloadSize: options.maxPayloadSize, initialChannelCredit: options.initialCredit },
+      { maxPayloadSize: DEFAULT_SEGMENT_CONFIG.maxPayloadSize, initialChannelCredit: DEFAULT_SEGMENT_CONFIG.initialCredit },
+    );
     const config: SegmentConfig = {
-      maxPayloadSize: options.maxPayloadSize ?? DEFAULT_SEGMENT_CONFIG.maxPayloadSize,
-      initialCredit: options.initialCredit ?? DEFAULT_SEGMENT_CONFIG.initialCredit,
+      maxPayloadSize: limits.maxPayloadSize,
+      initialCredit: limits.initialChannelCredit,
       maxGuests: options.maxGuests ?? DEFAULT_SEGMENT_CONFIG.maxGuests,
       bipbufCapacity: options.bipbufCapacity ?? DEFAULT_SEGMENT_CONFIG.bipbufCapacity,
       inlineThreshold: options.inlineThreshold ?? DEFAULT_SEGMENT_CONFIG.inlineThreshold,
