@@ -12,10 +12,10 @@
  *   Request/Response  postcard { conn_id: u64, metadata, channels: Vec<u64>, payload: bytes }
  *   Cancel/Close/Reset 8-byte little-endian conn_id
  *   Data              8-byte little-endian conn_id, then the element bytes
- *   Goodbye           the UTF-8 reason (the reference writes raw UTF-8; the
- *                     spec text says a postcard String); the id field carries
- *                     the conn_id so that closing a virtual connection does
- *                     not read as closing the link
+ *   Goodbye           a postcard String (r[shm.goodbye.payload]); raw UTF-8,
+ *                     as the reference writes it, is accepted too; the id
+ *                     field carries the conn_id so that closing a virtual
+ *                     connection does not read as closing the link
  *   Connect           postcard(metadata)
  *   Accept            postcard((conn_id, metadata))
  *   Reject            postcard((reason, metadata))
@@ -46,7 +46,6 @@ export const MSG_TYPE_NAMES = ["?", "Request", "Response", "Cancel", "Data", "Cl
 export { writeMetadata, readMetadata };
 
 const EMPTY_MD: Metadata = [];
-const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** Writes the postcard prefix of a Request/Response payload (everything up to the payload bytes). */
@@ -71,8 +70,12 @@ export function controlPayload(m: Message): Uint8Array {
     case "Close":
     case "Reset":
       return connIdBytes(m.connId);
-    case "Goodbye":
-      return utf8.encode(m.reason);
+    case "Goodbye": {
+      // r[shm.goodbye.payload]: a postcard String.
+      const w = new Writer(16 + m.reason.length * 3);
+      w.string(m.reason);
+      return w.finish();
+    }
     case "Connect": {
       const w = new Writer(64);
       writeMetadata(w, m.metadata);
@@ -92,6 +95,27 @@ export function controlPayload(m: Message): Uint8Array {
     }
     default:
       throw new Error(`${m.type} has no control payload`);
+  }
+}
+
+/**
+ * r[shm.goodbye.payload]: a postcard String. The reference writes the raw
+ * UTF-8 bytes instead; a payload that is not exactly one postcard String is
+ * read that way (what the peer sent must still be shown to the user).
+ */
+function goodbyeReason(payload: Uint8Array): string {
+  try {
+    const r = new Reader(payload);
+    const s = r.string();
+    r.expectEnd();
+    return s;
+  } catch {
+    // not a postcard String: raw UTF-8
+  }
+  try {
+    return utf8Strict.decode(payload);
+  } catch {
+    throw new DecodeError("Goodbye reason is neither a postcard String nor UTF-8", 0);
   }
 }
 
@@ -131,15 +155,8 @@ export function decodeFrame(type: number, id: number, methodId: bigint, payload:
       return { type: "Close", connId: readConnId(payload, "Close"), channelId: id };
     case MsgType.Reset:
       return { type: "Reset", connId: readConnId(payload, "Reset"), channelId: id };
-    case MsgType.Goodbye: {
-      let reason: string;
-      try {
-        reason = utf8Strict.decode(payload);
-      } catch {
-        throw new DecodeError("Goodbye reason is not valid UTF-8", 0);
-      }
-      return { type: "Goodbye", connId: id, reason };
-    }
+    case MsgType.Goodbye:
+      return { type: "Goodbye", connId: id, reason: goodbyeReason(payload) };
     case MsgType.Connect: {
       const r = new Reader(payload);
       const metadata = readMetadata(r);

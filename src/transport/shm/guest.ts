@@ -15,7 +15,7 @@ import type { Link } from "../../session/link.js";
 import { FileBacking, MemoryBacking, type Backing } from "./backing.js";
 import { ShmPeerGoneError } from "./errors.js";
 import { WORKER_DATA_KEY, type WorkerTicketData } from "./host.js";
-import { PeerState } from "./layout.js";
+import { EXT_ALL, PeerState } from "./layout.js";
 import { Segment, SegmentError } from "./segment.js";
 import { ShmTransport } from "./transport.js";
 import { AtomicsWaker, DoorbellWaker, PollWaker, type Waker } from "./waker.js";
@@ -85,6 +85,8 @@ export class ShmGuest {
     options: ShmGuestOptions,
   ) {
     if (options.onDetach) this.detachListeners.push(options.onDetach);
+    // Advertise our extensions of the spec (layout.EXT) before anything else.
+    segment.setPeerExtensions(peerId, EXT_ALL);
     this.epoch = segment.bumpEpoch(peerId);
     segment.writeHeartbeat(peerId);
     const hbMs = segment.config.heartbeatIntervalMs;

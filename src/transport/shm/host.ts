@@ -287,6 +287,7 @@ export class ShmHost {
       if (this.peers.has(id)) continue;
       if (!seg.casPeerState(id, PeerState.Empty, PeerState.Reserved)) continue;
       seg.writeHeartbeat(id, 0n);
+      seg.setPeerExtensions(id, 0); // the new guest advertises its own
       const peer = this.newPeer(id, "unspawned", options);
       return new SpawnTicket(this, peer);
     }

@@ -58,6 +58,9 @@ export const H = {
   // reserved area, as the reference uses it:
   guestAreasOffset: 96,
   numClasses: 104,
+  // reserved area, roam-ts extensions (see EXT):
+  extMagic: 112,
+  extensions: 116,
 } as const;
 
 /** Peer entry field offsets (r[shm.segment.peer-table]). */
@@ -68,7 +71,30 @@ export const P = {
   ringOffset: 32,
   slotPoolOffset: 40,
   channelTableOffset: 48,
+  // reserved [u8; 8], roam-ts extensions of the guest (see EXT):
+  extMagic: 56,
+  extensions: 60,
 } as const;
+
+/**
+ * roam-ts extensions of the pinned SHM spec (docs/shm-compat.md). Each side
+ * advertises the ones it speaks in bytes the spec reserves (zero in a
+ * spec-only segment): the host in the header (H.extMagic/H.extensions), a
+ * guest in its peer entry (P.extMagic/P.extensions), each as the magic word
+ * followed by a bit set. A side uses an extension towards its peer only when
+ * the peer advertised it, and otherwise follows the spec.
+ */
+export const EXT = {
+  /** "RTSX", little-endian: the bits next to it are roam-ts extension bits. */
+  magic: 0x58535452,
+  /**
+   * The consumer of a BipBuffer publishes what it sleeps on in B.sleeping and
+   * the producer rings only when that says so. Without it (spec): signal the
+   * doorbell after every commit, every release and every credit grant.
+   */
+  sleeping: 1,
+} as const;
+export const EXT_ALL = EXT.sleeping;
 
 /** r[shm.segment.peer-state] */
 export const PeerState = { Empty: 0, Attached: 1, Goodbye: 2, Reserved: 3 } as const;

@@ -11,6 +11,8 @@ import {
   CH,
   CHANNEL_ENTRY_SIZE,
   ChannelState,
+  EXT,
+  EXT_ALL,
   computeLayout,
   effectiveInlineThreshold,
   guestOffsets,
@@ -62,7 +64,11 @@ export class ChannelTable {
   }
   /** Receiver: adds credit (Release) and returns the new total. */
   grant(id: number, bytes: number): number {
-    return (Atomics.add(this.i32, this.idx(id) + (CH.grantedTotal >> 2), bytes | 0) + bytes) >>> 0;
+    const i = this.idx(id) + (CH.grantedTotal >> 2);
+    const total = (Atomics.add(this.i32, i, bytes | 0) + bytes) >>> 0;
+    // r[shm.wakeup.credit-wait]: wake a sender waiting on granted_total itself.
+    Atomics.notify(this.i32, i);
+    return total;
   }
   /** Index of granted_total in the Int32Array (to wait on it). */
   grantedIndex(id: number): number {
@@ -139,6 +145,8 @@ export class Segment {
     dv.setBigUint64(H.currentSize, BigInt(layout.totalSize), true);
     dv.setBigUint64(H.guestAreasOffset, BigInt(layout.guestAreasOffset), true);
     dv.setUint32(H.numClasses, config.sizeClasses.length, true);
+    dv.setUint32(H.extMagic, EXT.magic, true);
+    dv.setUint32(H.extensions, EXT_ALL, true);
     for (let p = 1; p <= config.maxGuests; p++) {
       const o = guestOffsets(layout, p);
       u8.fill(0, o.peerEntry, o.peerEntry + 64);
@@ -256,6 +264,24 @@ export class Segment {
   casPeerState(peerId: number, from: PeerStateValue, to: PeerStateValue): boolean {
     return Atomics.compareExchange(this.i32, (this.guest(peerId).entry + P.state) >> 2, from, to) === from;
   }
+  /** Extension bits the host advertised (0 for a spec-only host; see layout.EXT). */
+  hostExtensions(): number {
+    return Atomics.load(this.i32, H.extMagic >> 2) === EXT.magic ? Atomics.load(this.i32, H.extensions >> 2) >>> 0 : 0;
+  }
+
+  /** Extension bits guest `peerId` advertised (0 for a spec-only guest). */
+  peerExtensions(peerId: number): number {
+    const e = this.guest(peerId).entry;
+    return Atomics.load(this.i32, (e + P.extMagic) >> 2) === EXT.magic ? Atomics.load(this.i32, (e + P.extensions) >> 2) >>> 0 : 0;
+  }
+
+  /** A guest advertises its extensions (after attaching) or the host clears them (on reserve). */
+  setPeerExtensions(peerId: number, bits: number): void {
+    const e = this.guest(peerId).entry;
+    Atomics.store(this.i32, (e + P.extensions) >> 2, bits | 0);
+    Atomics.store(this.i32, (e + P.extMagic) >> 2, bits === 0 ? 0 : EXT.magic);
+  }
+
   epoch(peerId: number): number {
     return Atomics.load(this.i32, (this.guest(peerId).entry + P.epoch) >> 2) >>> 0;
   }

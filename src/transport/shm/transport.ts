@@ -31,7 +31,7 @@ import type { Message } from "../../wire/message.js";
 import type { BipBuffer } from "./bipbuf.js";
 import { channelKey, ShmFlowControl, ShmReceiveCredit, ShmSendCredit, type CreditHost } from "./flow.js";
 import { connIdBytes, controlPayload, decodeFrame, FLAG_SLOT_REF, MSG_TYPE_NAMES, MsgType, writeCallPrefix } from "./frame.js";
-import { align, FRAME_HEADER_SIZE, SLOT_REF_SIZE } from "./layout.js";
+import { align, EXT, FRAME_HEADER_SIZE, SLOT_REF_SIZE } from "./layout.js";
 import type { ChannelTable, Segment } from "./segment.js";
 import type { SlotRef } from "./varslot.js";
 import type { Waker } from "./waker.js";
@@ -642,9 +642,26 @@ export class ShmTransport implements MessageTransport, CreditHost {
    * since it fell asleep: at most one doorbell write per sleep.
    */
   private wakePeer(bits: number): void {
+    if (!this.peerPublishesSleep()) {
+      // A peer that follows only the spec never raises a sleeping flag: signal
+      // after every commit, release and grant (r[shm.doorbell.ring-integration],
+      // r[shm.wakeup.producer-wait], r[shm.wakeup.credit-wait]).
+      this.waker.ring();
+      return;
+    }
     const i = this.peerFlag;
     const f = Atomics.load(this.i32, i);
     if ((f & bits) !== 0 && (f & RUNG) === 0 && Atomics.compareExchange(this.i32, i, f, f | RUNG) === f) this.waker.ring();
+  }
+
+  /**
+   * Whether the peer advertised the `sleeping` extension (layout.EXT): read
+   * from the segment each time, since a guest advertises when it attaches,
+   * which may be after the host started writing to it.
+   */
+  private peerPublishesSleep(): boolean {
+    const bits = this.isHost ? this.seg.peerExtensions(this.options.peerId) : this.seg.hostExtensions();
+    return (bits & EXT.sleeping) !== 0;
   }
 
   // --- reading -----------------------------------------------------------------------
@@ -902,7 +919,10 @@ export class ShmTransport implements MessageTransport, CreditHost {
     const waiting = this.queueHead < this.queue.length || this.creditWaiting.size > 0;
     // A safety net only: every wait has a ring from the peer; slots freed by
     // other guests (a shared pool) are polled.
-    this.waker.sleep(this.slotBlocked ? 2 : waiting ? 100 : undefined, flag);
+    // A spec-only peer wakes a credit waiter with a futex on granted_total,
+    // which does not reach us across processes: poll it (r[shm.wakeup.fallback]).
+    const creditPoll = this.creditWaiting.size > 0 && !this.peerPublishesSleep();
+    this.waker.sleep(this.slotBlocked || creditPoll ? 2 : waiting ? 100 : undefined, flag);
   }
 
   private wakeUp(): void {
