@@ -333,11 +333,43 @@ async function main(): Promise<void> {
   const total = new Cur(openEnvelope(sumResp.payload).payload.subarray(1)).zigzag();
   if (total !== expected) throw new Error(`sum returned ${total}, expected ${expected}`);
 
+  // 3b. r[shm.flow.channel-id-reuse]: the host (receiver) sets entry 1 Free after our Close; reuse it.
+  await waitFree(ch, "entry 1 after the sum");
+  activate(ch);
+  await sendFrame(T.Request, 10, SUM, envelope([ch], varint(ch)));
+  await sendFrame(T.Data, ch, 0n, [...u64le(0), ...zigzag(41)]);
+  await sendFrame(T.Close, ch, 0n, u64le(0));
+  const again = await next("second sum Response", (f) => f.type === T.Response && f.id === 10);
+  const t2 = new Cur(openEnvelope(again.payload).payload.subarray(1)).zigzag();
+  if (t2 !== 41n) throw new Error(`second sum on the reused entry returned ${t2}`);
+
   // 4. generate into channel 3: the host sends 100x the credit; we grant as we consume.
   const gch = 3;
+  await generateInto(gch, 3, Math.ceil((100 * initialCredit) / 2)); // elements of 1-2 bytes
+  // 4b. We freed entry 3 as its receiver; reuse it: the host must not think it is still in use.
+  await generateInto(gch, 11, 5);
+  const count = Math.ceil((100 * initialCredit) / 2);
+  const got = count;
+
+  // 5. Goodbye (r[shm.goodbye.payload]: a postcard String) and detach.
+  await sendFrame(T.Goodbye, 0, 0n, str("spec guest done"));
+  st(entry + P.state, 2);
+  process.stdout.write(JSON.stringify({ ok: true, sent, got, rings }) + "\n");
+}
+
+async function waitFree(ch: number, what: string): Promise<void> {
+  for (let i = 0; ld(entryOf(ch) + CH.state) !== 0; i++) {
+    if (i > 3000) throw new Error(`${what} was never set Free`);
+    inbox.push(...readFrames());
+    serveHostCalls();
+    await new Promise((r) => setTimeout(r, i < 50 ? 0 : 2));
+  }
+}
+
+/** generate(count) into our entry `gch`: we grant as we consume and free the entry at Close. */
+async function generateInto(gch: number, requestId: number, count: number): Promise<void> {
   activate(gch);
-  const count = Math.ceil((100 * initialCredit) / 2); // elements of 1-2 bytes
-  await sendFrame(T.Request, 3, GENERATE, envelope([gch], [...varint(count), ...varint(gch)]));
+  await sendFrame(T.Request, requestId, GENERATE, envelope([gch], [...varint(count), ...varint(gch)]));
   let got = 0;
   let closed = false;
   while (!closed) {
@@ -355,13 +387,8 @@ async function main(): Promise<void> {
     Atomics.add(i32, (entryOf(gch) + CH.grantedTotal) >> 2, f.payload.length - 8);
     Atomics.notify(i32, (entryOf(gch) + CH.grantedTotal) >> 2);
   }
-  await next("generate Response", (f) => f.type === T.Response && f.id === 3);
+  await next("generate Response", (f) => f.type === T.Response && f.id === requestId);
   if (got !== count) throw new Error(`generate: ${got} values, expected ${count}`);
-
-  // 5. Goodbye (r[shm.goodbye.payload]: a postcard String) and detach.
-  await sendFrame(T.Goodbye, 0, 0n, str("spec guest done"));
-  st(entry + P.state, 2);
-  process.stdout.write(JSON.stringify({ ok: true, sent, got, rings }) + "\n");
 }
 
 /** `--scenario=over-limit`: a call one byte over max_payload_size; expects the host's Goodbye. */

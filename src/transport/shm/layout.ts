@@ -93,8 +93,16 @@ export const EXT = {
    * doorbell after every commit, every release and every credit grant.
    */
   sleeping: 1,
+  /**
+   * Channel end: each side sends one terminal frame per channel (the data
+   * receiver answers Close with Reset) and the allocator frees its entry
+   * once both passed. Without it (spec, r[shm.flow.channel-id-reuse]): the
+   * receiver sets the entry Free when the channel ends for it, nobody
+   * answers a terminal frame, and the allocator reuses an entry once Free.
+   */
+  closeReply: 2,
 } as const;
-export const EXT_ALL = EXT.sleeping;
+export const EXT_ALL = EXT.sleeping | EXT.closeReply;
 
 /** r[shm.segment.peer-state] */
 export const PeerState = { Empty: 0, Attached: 1, Goodbye: 2, Reserved: 3 } as const;

@@ -64,6 +64,8 @@ interface Chan {
   ours: boolean;
   sentTerm: boolean;
   recvTerm: boolean;
+  /** Spec channel end: finished, kept only so late frames on its entry are ignored until the entry is reused. */
+  dead?: boolean;
   send: ShmSendCredit | null;
   recv: ShmReceiveCredit | null;
 }
@@ -132,6 +134,8 @@ export class ShmTransport implements MessageTransport, CreditHost {
   private readonly chans = new Map<number, Chan>();
   private readonly byIndex: (Chan | undefined)[];
   private readonly freeIdx: number[] = [];
+  /** Entries we allocated whose channel ended; a spec-only receiver sets them Free before we reuse them. */
+  private awaitFree: number[] = [];
   private freeHead = 0;
   private readonly aliasNext = new Map<number, number>();
   private readonly pendingCredit = new Map<number, ShmSendCredit | ShmReceiveCredit>();
@@ -341,6 +345,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
   // --- channel map -------------------------------------------------------------------
 
   private mapOutgoing(connId: number, ids: readonly number[]): number[] | null {
+    if (this.awaitFree.length > 0) this.reclaimFreed();
     const out: number[] = new Array(ids.length);
     const fresh: Chan[] = [];
     for (let i = 0; i < ids.length; i++) {
@@ -372,6 +377,45 @@ export class ShmTransport implements MessageTransport, CreditHost {
       out[i] = c.t;
     }
     return out;
+  }
+
+  /** r[shm.flow.channel-id-reuse]: entries the receiver set Free can be allocated again. */
+  private reclaimFreed(): void {
+    const still: number[] = [];
+    for (const t of this.awaitFree) {
+      if (this.table.state(t) === 0) this.freeIdx.push(t);
+      else still.push(t);
+    }
+    this.awaitFree = still;
+  }
+
+  /** Whether the peer advertised the channel-end extension (layout.EXT.closeReply). */
+  private peerAnswersClose(): boolean {
+    const bits = this.isHost ? this.seg.peerExtensions(this.options.peerId) : this.seg.hostExtensions();
+    return (bits & EXT.closeReply) !== 0;
+  }
+
+  /**
+   * The spec's channel end (peer without closeReply): the channel is over for
+   * us now. A receiver sets the entry Free; an entry we allocated is reused
+   * once Free. A tombstone stays in the index so a frame already in flight
+   * for it (a Data crossing our Reset, a Reset crossing our Close) is ignored.
+   */
+  private specEnd(c: Chan, weReceive: boolean): void {
+    c.sentTerm = true;
+    c.recvTerm = true;
+    c.send?.detach();
+    c.recv?.detach();
+    if (this.chans.get(c.key) === c) {
+      this.chans.delete(c.key);
+      this.stats.channelsOpen--;
+    }
+    c.dead = true;
+    if (weReceive) this.table.free(c.t);
+    if (c.ours) {
+      if (weReceive) this.freeIdx.push(c.t);
+      else this.awaitFree.push(c.t);
+    }
   }
 
   private unmap(c: Chan): void {
@@ -417,7 +461,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i]!;
       const known = t > 0 && t < this.maxChannels ? this.byIndex[t] : undefined;
-      if (known !== undefined && known.connId === connId && known.ours) {
+      if (known !== undefined && known.connId === connId && known.ours && !known.dead) {
         out[i] = known.localId; // one of ours, echoed back (Response channels)
         continue;
       }
@@ -429,7 +473,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
         this.violate("shm.id.channel-parity", `the ${this.isHost ? "guest" : "host"} allocated channel ${t}, which has the other side's parity`);
         return null;
       }
-      if (known !== undefined) {
+      if (known !== undefined && !known.dead) {
         this.violate("channeling.id.uniqueness", `channel ${t} is still in use`);
         return null;
       }
@@ -445,9 +489,14 @@ export class ShmTransport implements MessageTransport, CreditHost {
   }
 
   private sendTerminal(c: Chan, type: number): void {
+    const weReceive = c.send === null;
     c.sentTerm = true;
     c.send?.detach();
     this.emit(type, c.t, 0n, this.connBytes(c.connId), null, null);
+    if (!this.peerAnswersClose()) {
+      this.specEnd(c, weReceive);
+      return;
+    }
     this.maybeComplete(c);
   }
 
@@ -803,6 +852,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
       }
       case "Data": {
         const c = this.byIndex[m.channelId];
+        if (c?.dead) return; // crossed the end of its channel (spec channel end): ignore
         if (c === undefined || c.connId !== m.connId || c.recvTerm) {
           this.violate(
             c?.recvTerm ? "channeling.data-after-close" : "channeling.unknown",
@@ -816,11 +866,32 @@ export class ShmTransport implements MessageTransport, CreditHost {
       case "Close":
       case "Reset": {
         const c = m.channelId > 0 && m.channelId < this.maxChannels ? this.byIndex[m.channelId] : undefined;
+        if (c?.dead) {
+          // Crossed our own end of it (spec channel end). If the peer turns out
+          // to speak closeReply (it attached after we ended the channel), this
+          // is its answer: the entry is ours to free.
+          const i = c.ours && this.peerAnswersClose() ? this.awaitFree.indexOf(c.t) : -1;
+          if (i >= 0) {
+            this.awaitFree.splice(i, 1);
+            this.table.free(c.t);
+            this.freeIdx.push(c.t);
+          }
+          return;
+        }
         if (c === undefined || c.connId !== m.connId) {
           this.violate("channeling.unknown", `${m.type} on SHM channel ${m.channelId} (connection ${m.connId}), which is not open`);
           return;
         }
         if (c.recvTerm) return; // a second terminal frame: nothing more to learn
+        if (!this.peerAnswersClose()) {
+          // r[shm.flow.channel-id-reuse]: no answer; the receiver frees the entry.
+          const wasDone = c.sentTerm;
+          this.specEnd(c, c.send === null);
+          if (wasDone) return;
+          m.channelId = c.localId;
+          this.sink!.message(m);
+          return;
+        }
         c.recvTerm = true;
         c.recv?.detach();
         if (c.sentTerm) {
