@@ -24,3 +24,35 @@ export { WebSocketTransport, type WebSocketLike } from "./transport/websocket.js
 export { connectBrowserWebSocket } from "./transport/browser.js";
 export { DEFAULT_LIMITS } from "./transport/defaults.js";
 export { ForwardingDispatcher, LateBoundForwarder, type ForwarderStats } from "./proxy/forward.js";
+export {
+  intercept,
+  InterceptingDispatcher,
+  composeClient,
+  composeServer,
+  type ClientInterceptor,
+  type ClientRequest,
+  type ClientResponse,
+  type ClientNext,
+  type ServerInterceptor,
+  type ServerRequest,
+  type ServerResponse,
+  type ServerNext,
+  type CallOutcome,
+  type ChannelObserver,
+  type ChannelElement,
+} from "./session/interceptor.js";
+export { CallRejectedError, type RejectionCode } from "./session/rejected.js";
+export type { ServeOptions, ClientOptions } from "./session/serve.js";
+export { RoutedDispatcher, type RoutableDispatcher } from "./routing/routed.js";
+export {
+  formatDiagnostics,
+  processDiagnostics,
+  type Diagnostics,
+  type LinkDiagnostics,
+  type ConnectionDiagnostics,
+  type CallDiagnostics,
+  type ChannelDiagnostics,
+  type ServerDiagnostics,
+  type ShmHostDiagnostics,
+  type ShmGuestDiagnostics,
+} from "./session/diagnostics.js";

@@ -14,3 +14,4 @@ export {
 } from "./transport/node.js";
 export type { PeerOptions } from "./transport/link-options.js";
 export { tunnel, pumpDuplex, type Tunnel, type TunnelEnds, type PumpOptions, type PumpResult } from "./tunnel/tunnel.js";
+export { installDiagnosticsSignal, type DiagnosticsSignalOptions } from "./diagnostics/signal.js";

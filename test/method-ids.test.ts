@@ -137,3 +137,39 @@ test("a Result return type is encoded as 0x10 (the reference's unit fallback)", 
   assert.equal(Testbed.methods.lookup.signature.at(-1), 0x10);
   assert.equal(Testbed.methods.echo.fallible, false);
 });
+
+// --- roam-tracing services (rust/roam-tracing at 13c25df0) -----------------------
+// No Rust-computed ids for these services exist in the pinned repository, so
+// the expected signature bytes below are written out by hand from the Rust
+// type definitions (record.rs, service.rs) with the tag table of
+// ../shared/testbed/README.md, and the ids are the hash of those bytes — the
+// same derivation that reproduces all 16 Testbed ids above.
+import { CellTracing, HostTracing } from "../src/tracing/schema.js";
+
+test("HostTracing/CellTracing signatures follow the Rust types, and their ids are pinned", () => {
+  const level = `3105${nameHex("Trace")}00${nameHex("Debug")}00${nameHex("Info")}00${nameHex("Warn")}00${nameHex("Error")}00`;
+  const fieldValue = `3104${nameHex("I64")}010a${nameHex("U64")}0105${nameHex("Bool")}0101${nameHex("Str")}010f`;
+  const fields = `20${"2502"}0f${fieldValue}`; // Vec<(String, FieldValue)>
+  const optU64 = "2105";
+  const spanEnter =
+    `${nameHex("SpanEnter")}0207${nameHex("id")}05${nameHex("parent")}${optU64}${nameHex("target")}0f${nameHex("name")}0f` +
+    `${nameHex("level")}${level}${nameHex("fields")}${fields}${nameHex("timestamp_ns")}05`;
+  const idTs = `0202${nameHex("id")}05${nameHex("timestamp_ns")}05`;
+  const event =
+    `${nameHex("Event")}0206${nameHex("parent")}${optU64}${nameHex("target")}0f${nameHex("level")}${level}` +
+    `${nameHex("message")}210f${nameHex("fields")}${fields}${nameHex("timestamp_ns")}05`;
+  const record = `3104${spanEnter}${nameHex("SpanExit")}${idTs}${nameHex("SpanClose")}${idTs}${event}`;
+  const config = `3002${nameHex("filter_directives")}0f${nameHex("include_span_events")}01`;
+  const configResult = `3102${nameHex("Ok")}00${nameHex("InvalidFilter")}010f`;
+
+  assert.equal(hex(HostTracing.methods.get_tracing_config.signature), `2500${config}`);
+  assert.equal(hex(HostTracing.methods.emit_tracing.signature), `250120${record}10`);
+  assert.equal(hex(CellTracing.methods.configure.signature), `2501${config}${configResult}`);
+
+  assert.equal(HostTracing.methods.get_tracing_config.kebabName, "get-tracing-config");
+  assert.equal(HostTracing.methods.emit_tracing.kebabName, "emit-tracing");
+  assert.equal(HostTracing.methods.get_tracing_config.idHex, "0xe8dd77aa0e2fcd1c");
+  assert.equal(HostTracing.methods.emit_tracing.idHex, "0xa75fae16ceb7dfab");
+  assert.equal(CellTracing.methods.configure.idHex, "0x3c68df4673d7f2dd");
+  assert.equal(HostTracing.methods.emit_tracing.id, computeMethodId("HostTracing", "emit_tracing", HostTracing.methods.emit_tracing.signature));
+});

@@ -70,6 +70,13 @@ export class Tx<T> {
   private totalValues = 0;
   private sendsSinceYield = 0;
   private bytesSinceYield = 0;
+  /** Sees every value passed to send() (interceptors that opt in). */
+  private observer: ((value: T) => void) | null = null;
+
+  /** Calls `fn` with every value sent from now on (for interceptors; one observer, replaced by the next). */
+  observe(fn: ((value: T) => void) | null): void {
+    this.observer = fn;
+  }
 
   /** The channel id once bound to a call (for logs; users need not care). */
   get id(): number | undefined {
@@ -99,6 +106,7 @@ export class Tx<T> {
    */
   async send(value: T, options?: { signal?: AbortSignal }): Promise<void> {
     if (this.state !== "open") throw this.failure ?? new ChannelClosedError("send() after close()");
+    if (this.observer !== null) this.observer(value);
     if (this.pending >= MAX_PENDING_SENDS) {
       throw new ChannelClosedError(`more than ${MAX_PENDING_SENDS} sends pending on one Tx; await each send()`);
     }
@@ -312,9 +320,16 @@ export class Rx<T> implements AsyncIterable<T> {
   private readonly gauge = new PressureGauge();
   private totalBytes = 0;
   private totalValues = 0;
+  /** Sees every value as it arrives (interceptors that opt in). */
+  private observer: ((value: T) => void) | null = null;
 
   get id(): number | undefined {
     return this.binding?.id;
+  }
+
+  /** Calls `fn` with every value received from now on (for interceptors; one observer, replaced by the next). */
+  observe(fn: ((value: T) => void) | null): void {
+    this.observer = fn;
   }
 
   /** @internal */
@@ -351,6 +366,7 @@ export class Rx<T> implements AsyncIterable<T> {
     }
     this.totalBytes += n;
     this.totalValues++;
+    if (this.observer !== null) this.observer(value);
     const w = this.waiter;
     if (w !== null && this.head === this.values.length) {
       // Someone is waiting: hand it over directly (consumed at once).

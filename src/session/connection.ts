@@ -33,6 +33,7 @@ import {
 } from "./errors.js";
 import type { FlowControlBackend } from "./flow.js";
 import type { PressureThresholds } from "./pressure.js";
+import { CallRejectedError, REJECTED_KEY } from "./rejected.js";
 
 /**
  * Bytes values at least this large in a received Request or Response are
@@ -57,6 +58,8 @@ export interface CallOptions {
   timeout?: number;
   /** Request metadata (call.metadata.*). */
   metadata?: Metadata;
+  /** Called with the Response's metadata before the call settles (interceptors use it). */
+  onResponseMetadata?: (metadata: Metadata) => void;
 }
 
 /** What a handler sees besides its arguments. */
@@ -80,11 +83,21 @@ export interface IncomingCall {
   readonly signal: AbortSignal;
   /** Sends the Response (once; later calls are ignored). */
   respond(payload: Uint8Array, metadata?: Metadata, channels?: number[]): void;
+  /**
+   * Diverts the next `respond` to `capture` instead of the wire (server
+   * interceptors around untyped dispatchers); returns the previous diversion.
+   */
+  divert?(capture: ResponseCapture | null): ResponseCapture | null;
 }
+
+/** Receives a Response that was diverted (the payload is the caller's to keep). */
+export type ResponseCapture = (payload: Uint8Array, metadata: Metadata, channels: number[]) => void;
 
 /** Handles every Request of a connection. `serve(...)` builds one from a service. */
 export interface Dispatcher {
   dispatch(call: IncomingCall): void;
+  /** The method behind an id, when this dispatcher knows it (diagnostics, interceptors, routing). */
+  describe?(methodId: bigint): MethodDescriptor | undefined;
   /** Called when the connection closes (proxies use it to tear down upstream state). */
   connectionClosed?(connection: Connection, error: RoamError): void;
 }
@@ -120,6 +133,8 @@ interface PendingCall {
   cleanup: (() => void) | null;
   /** Cancelled locally: the promise already rejected, the late Response is dropped. */
   abandoned: boolean;
+  /** performance.now() when sent (diagnostics). */
+  started: number;
 }
 
 /** Options of a schema-less call (proxies, tools). */
@@ -141,6 +156,10 @@ class ServedCall implements IncomingCall {
   private controller: AbortController | null = null;
   /** Internal cancellation hook (set by runHandler), cheaper than an event listener. */
   onCancel: ((reason: unknown) => void) | null = null;
+  /** Where the next respond() goes instead of the wire (interceptors). */
+  private capture: ResponseCapture | null = null;
+  /** performance.now() on arrival (diagnostics). */
+  readonly started = performance.now();
 
   constructor(
     readonly connection: Connection,
@@ -172,8 +191,21 @@ class ServedCall implements IncomingCall {
 
   respond(payload: Uint8Array, metadata: Metadata = EMPTY, channels: number[] = NO_IDS): void {
     if (this.responded) return;
+    if (this.capture !== null) {
+      const c = this.capture;
+      this.capture = null;
+      // The payload may be a view of a shared writer: the capture keeps a copy.
+      c(payload.slice(), metadata, channels);
+      return;
+    }
     this.responded = true;
     this.sendResponse(this, payload, metadata, channels);
+  }
+
+  divert(capture: ResponseCapture | null): ResponseCapture | null {
+    const prev = this.capture;
+    this.capture = capture;
+    return prev;
   }
 }
 
@@ -345,13 +377,21 @@ export class Connection implements ChannelHost {
 
     const requestId = this.nextRequestId++;
     return new Promise<T>((resolve, reject) => {
+      const onMeta = options?.onResponseMetadata;
       const pc: PendingCall = {
         name: qualified(method),
-        onResponse: (resp) => this.completeTyped(pc, method, resp, resolve as (v: unknown) => void),
+        onResponse:
+          onMeta === undefined
+            ? (resp) => this.completeTyped(pc, method, resp, resolve as (v: unknown) => void)
+            : (resp) => {
+                onMeta(resp.metadata);
+                this.completeTyped(pc, method, resp, resolve as (v: unknown) => void);
+              },
         reject,
         binder,
         cleanup: null,
         abandoned: false,
+        started: performance.now(),
       };
       this.pending.set(requestId, pc);
       if (signal || options?.timeout !== undefined) this.armCancellation(requestId, pc, signal, options?.timeout);
@@ -428,6 +468,7 @@ export class Connection implements ChannelHost {
         binder: null,
         cleanup: null,
         abandoned: false,
+        started: performance.now(),
       };
       this.pending.set(requestId, pc);
       if (signal || options.timeout !== undefined) this.armCancellation(requestId, pc, signal, options.timeout);
@@ -526,7 +567,13 @@ export class Connection implements ChannelHost {
         break;
       case "Cancelled": {
         const remote = m.metadata.find(([k]) => k === HANDLER_ERROR_KEY);
-        failure = remote && typeof remote[1] === "string" ? new RemoteHandlerError(name, remote[1]) : new CancelledError(name, "remote");
+        const rejected = remote && m.metadata.find(([k]) => k === REJECTED_KEY);
+        failure =
+          rejected && typeof rejected[1] === "string" && typeof remote[1] === "string"
+            ? new CallRejectedError(rejected[1], remote[1], name)
+            : remote && typeof remote[1] === "string"
+              ? new RemoteHandlerError(name, remote[1])
+              : new CancelledError(name, "remote");
         break;
       }
     }
@@ -642,11 +689,18 @@ export class Connection implements ChannelHost {
         method.encodeOk(w, value);
       }
     } catch (e) {
+      w.reset();
+      w.raw(RESPONSE_CANCELLED);
+      if (e instanceof CallRejectedError) {
+        // Refused on purpose (an interceptor): not a bug to report.
+        metadata = [...responseMetadata, [HANDLER_ERROR_KEY, e.detail.slice(0, 1024)], [REJECTED_KEY, e.reason.slice(0, 128)]];
+        if (binder) for (const tx of binder.senders) tx.reset();
+        call.respond(w.view(), metadata);
+        return;
+      }
       // Unexpected failure (or a result that does not fit the schema): report it
       // through the hook and answer Cancelled with a `roam-error` explanation.
       this.owner.handlerError(e, info());
-      w.reset();
-      w.raw(RESPONSE_CANCELLED);
       const msg =
         e instanceof EncodeError
           ? `the handler's result does not fit the schema: ${e.message}`
@@ -750,6 +804,19 @@ export class Connection implements ChannelHost {
         // a listener's failure must not break teardown
       }
     }
+  }
+
+  /** @internal In-flight calls both ways, for diagnostics (src/diagnostics). */
+  inFlight(): { direction: "outgoing" | "incoming"; requestId: number; name: string; started: number }[] {
+    const out: { direction: "outgoing" | "incoming"; requestId: number; name: string; started: number }[] = [];
+    for (const [requestId, pc] of this.pending) if (!pc.abandoned) out.push({ direction: "outgoing", requestId, name: pc.name, started: pc.started });
+    const d = this.dispatcher;
+    for (const [requestId, sc] of this.serving) {
+      const id = sc.request.methodId;
+      const m = d?.describe?.(id);
+      out.push({ direction: "incoming", requestId, name: m ? qualified(m) : `method 0x${id.toString(16).padStart(16, "0")}`, started: sc.started });
+    }
+    return out;
   }
 
   /** The error every call fails with once closed (undefined while open). */

@@ -3,6 +3,7 @@
  * connections (core.link, core.conn.*). Transport-agnostic: the handshake
  * and flow-control mechanisms come from backends.
  */
+import { linkDiagnostics, trackLink, type LinkDiagnostics } from "./diagnostics.js";
 import { checkMetadataLimits, dataPayload, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
 import { Connection, type ConnectionOwner, type Dispatcher } from "./connection.js";
 import { ConnectionClosedError, ConnectionRejectedError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
@@ -85,6 +86,12 @@ export class Link implements ConnectionOwner {
       : new CreditMessageFlowControl((connId, channelId, bytes) => this.send({ type: "Credit", connId, channelId, bytes }));
     this.root = new Connection(0, this, options.dispatcher ?? null);
     this.connections.set(0, this.root);
+    trackLink(this);
+  }
+
+  /** A snapshot of the link: connections, calls in flight, open channels (see src/session/diagnostics.ts). */
+  diagnostics(): LinkDiagnostics {
+    return linkDiagnostics(this, this.connections.values());
   }
 
   /** Starts the transport and the handshake; resolves when both sides agreed. */

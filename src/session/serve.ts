@@ -5,6 +5,19 @@ import type { ClientArgs, ClientError, ClientResult, MethodDescriptor, MethodSpe
 import { RESPONSE_UNKNOWN_METHOD } from "../service/define.js";
 import type { UserError } from "./errors.js";
 import type { CallContext, CallOptions, Connection, Dispatcher, IncomingCall } from "./connection.js";
+import { interceptedCaller, interceptHandler, type ClientInterceptor, type ServerInterceptor } from "./interceptor.js";
+
+/** Options of `serve(...)`. */
+export interface ServeOptions {
+  /** Server interceptors around every handler (first = outermost). */
+  interceptors?: readonly ServerInterceptor[];
+}
+
+/** Options of `client(...)`. */
+export interface ClientOptions {
+  /** Client interceptors around every call (first = outermost). */
+  interceptors?: readonly ClientInterceptor[];
+}
 
 type Awaitable<T> = T | Promise<T>;
 
@@ -27,7 +40,8 @@ export type Client<S extends MethodSpecs> = {
 
 /** A dispatcher serving one or more services on a connection. */
 export class ServiceDispatcher implements Dispatcher {
-  private readonly table = new Map<bigint, { method: MethodDescriptor; fn: (...a: any[]) => unknown }>();
+  private readonly table = new Map<bigint, { method: MethodDescriptor; fn: (...a: any[]) => unknown; plain: (...a: any[]) => unknown }>();
+  private interceptors: ServerInterceptor[] = [];
 
   /** Adds a service; later services may not reuse method ids. */
   add<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl: Implementation<S>): this {
@@ -36,9 +50,26 @@ export class ServiceDispatcher implements Dispatcher {
       const fn = (impl as Record<string, unknown>)[name];
       if (typeof fn !== "function") throw new TypeError(`${service.name}.${name} has no handler in the implementation`);
       if (this.table.has(method.id)) throw new TypeError(`method id ${method.idHex} (${service.name}.${name}) is already served`);
-      this.table.set(method.id, { method, fn: (fn as (...a: any[]) => unknown).bind(impl) });
+      const plain = (fn as (...a: any[]) => unknown).bind(impl);
+      this.table.set(method.id, { method, plain, fn: this.interceptors.length > 0 ? interceptHandler(method, plain, this.interceptors) : plain });
     }
     return this;
+  }
+
+  /** Adds server interceptors (after those already installed: they run inside them), for every method. */
+  use(...interceptors: ServerInterceptor[]): this {
+    this.interceptors = [...this.interceptors, ...interceptors];
+    for (const e of this.table.values()) e.fn = this.interceptors.length > 0 ? interceptHandler(e.method, e.plain, this.interceptors) : e.plain;
+    return this;
+  }
+
+  /** The ids this dispatcher serves (for routing). */
+  methodIds(): bigint[] {
+    return [...this.table.keys()];
+  }
+
+  describe(methodId: bigint): MethodDescriptor | undefined {
+    return this.table.get(methodId)?.method;
   }
 
   dispatch(call: IncomingCall): void {
@@ -52,19 +83,31 @@ export class ServiceDispatcher implements Dispatcher {
 }
 
 /** `serve(Testbed, impl)`: a dispatcher for one service (add more with `.add`). */
-export function serve<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl: Implementation<S>): ServiceDispatcher {
-  return new ServiceDispatcher().add(service, impl);
+export function serve<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl: Implementation<S>, options?: ServeOptions): ServiceDispatcher {
+  const d = new ServiceDispatcher();
+  if (options?.interceptors?.length) d.use(...options.interceptors);
+  return d.add(service, impl);
 }
 
 /**
  * A typed client for `service` on `connection`:
  * `const c = client(Testbed, link.root); await c.echo("hi", { timeout: 1000 })`.
  */
-export function client<S extends MethodSpecs>(service: ServiceDescriptor<S>, connection: Connection): Client<S> {
+export function client<S extends MethodSpecs>(service: ServiceDescriptor<S>, connection: Connection, options?: ClientOptions): Client<S> {
   const out: Record<string, unknown> = {};
+  const interceptors = options?.interceptors ?? [];
   for (const name of Object.keys(service.methods)) {
     const method = (service.methods as Record<string, MethodDescriptor>)[name]!;
     const argc = method.argSchemas.length;
+    if (interceptors.length > 0) {
+      const call = interceptedCaller(connection, method, interceptors);
+      out[name] = (...args: unknown[]) => {
+        if (args.length === argc) return call(args, undefined);
+        if (args.length === argc + 1) return call(args.slice(0, argc), args[argc] as CallOptions | undefined);
+        return Promise.reject(new TypeError(`${service.name}.${name} takes ${argc} argument(s) (+ optional CallOptions), got ${args.length}`));
+      };
+      continue;
+    }
     out[name] = (...args: unknown[]) => {
       if (args.length === argc) return connection.call(method, args as any[]);
       if (args.length === argc + 1) return connection.call(method, args.slice(0, argc) as any[], args[argc] as CallOptions | undefined);

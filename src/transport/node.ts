@@ -11,6 +11,7 @@ import * as net from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Dispatcher } from "../session/connection.js";
 import { Link } from "../session/link.js";
+import { diagnosticsRegistry, type ServerDiagnostics } from "../session/diagnostics.js";
 import type { MessageTransport } from "../session/transport.js";
 import { resolveLimits, type ResolvedLimits } from "./limits.js";
 import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
@@ -38,7 +39,19 @@ export class RoamServer {
     private readonly options: ServerOptions,
     /** The limits every link of this server uses (resolved once). */
     readonly limits: ResolvedLimits = resolveLimits(options),
-  ) {}
+  ) {
+    diagnosticsRegistry.sources.add(this);
+  }
+
+  /** A snapshot of every link: connections, calls in flight, open channels. */
+  diagnostics(): ServerDiagnostics {
+    return { kind: "server", address: this.address, links: [...this.links].map((l) => l.diagnostics()) };
+  }
+
+  /** @internal */
+  ownedLinks(): Iterable<Link> {
+    return this.links;
+  }
 
   /** @internal */
   adopt(transport: MessageTransport): Link {
@@ -61,6 +74,7 @@ export class RoamServer {
   /** Stops accepting, sends Goodbye on every link and waits for the listener to close. */
   async close(reason = ""): Promise<void> {
     this.closing = true;
+    diagnosticsRegistry.sources.delete(this);
     for (const l of [...this.links]) l.close(reason);
     await this.stopListening();
   }

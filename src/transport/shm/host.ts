@@ -11,6 +11,7 @@
  *   const cell = client(CellApi, link.root);
  */
 import { resolveLimits } from "../limits.js";
+import { diagnosticsRegistry, type ShmGuestDiagnostics, type ShmHostDiagnostics } from "../../session/diagnostics.js";
 import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
@@ -235,6 +236,33 @@ export class ShmHost {
     this.heartbeatNs = BigInt(Math.round(config.heartbeatIntervalMs * 1e6));
     this.monitor = setInterval(() => this.tick(), options.monitorIntervalMs ?? 50);
     this.monitor.unref?.();
+    diagnosticsRegistry.sources.add(this);
+  }
+
+  /** Per-guest state (peer table, heartbeat age, slots owned) and each guest's link. */
+  diagnostics(): ShmHostDiagnostics {
+    const seg = this.segment;
+    const now = process.hrtime.bigint();
+    const names = ["empty", "attached", "goodbye", "reserved"];
+    const guests: ShmGuestDiagnostics[] = [...this.peers.values()].map((p) => {
+      const hb = seg.heartbeat(p.peerId);
+      return {
+        peerId: p.peerId,
+        name: p.name,
+        peerState: names[seg.peerState(p.peerId)] ?? `unknown (${seg.peerState(p.peerId)})`,
+        kind: p.kind,
+        heartbeatAgeMs: hb > 0n && now >= hb ? Number((now - hb) / 1_000_000n) : null,
+        slotsOwned: seg.pool.countOwned(p.peerId),
+        ended: p.ended,
+        link: p.link ? p.link.diagnostics() : null,
+      };
+    });
+    return { kind: "shm-host", path: this.path, sizeBytes: seg.currentSize, hostSlotsOwned: seg.pool.countOwned(0), guests, stats: { ...this.stats } };
+  }
+
+  /** @internal */
+  ownedLinks(): Link[] {
+    return [...this.peers.values()].flatMap((p) => (p.link ? [p.link] : []));
   }
 
   /** Creates the hub: a new segment (replacing a stale file at the same path). */
@@ -613,6 +641,7 @@ export class ShmHost {
   close(reason = "shm.goodbye.host: the host is shutting down"): Promise<void> {
     if (this.closed) return this.closed;
     this.closing = true;
+    diagnosticsRegistry.sources.delete(this);
     this.closed = (async () => {
       const seg = this.segment;
       seg.setHostGoodbye(1);

@@ -232,6 +232,22 @@ export class VarSlotPool {
     return Atomics.load(this.i32, this.metaIndex(ref) + 2);
   }
 
+  /** Slots not free whose owner is `peerId` (diagnostics; a racy snapshot). */
+  countOwned(peerId: number): number {
+    let n = 0;
+    this.classes.forEach((k, c) => {
+      const extents = Math.min(this.extentCount(c), MAX_EXTENTS_PER_CLASS);
+      for (let e = 0; e < extents; e++) {
+        const metas = this.metaBase(c, e);
+        for (let i = 0; i < k.count; i++) {
+          const m = (metas + i * SLOT_META_SIZE) >> 2;
+          if (Atomics.load(this.i32, m + 2) === peerId && Atomics.load(this.i32, m + 1) !== SlotState.Free) n++;
+        }
+      }
+    });
+    return n;
+  }
+
   /** Frees every slot owned by `peerId` (crash recovery, r[shm.crash.recovery] step 4). Returns the count. */
   recoverPeer(peerId: number): number {
     let n = 0;
