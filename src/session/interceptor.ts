@@ -122,7 +122,12 @@ export function interceptedCaller(
   const chain = composeClient(interceptors, terminal);
   return (args, options) => {
     const req = new ClientRequestImpl(method, connection, args, options?.metadata ? [...options.metadata] : [], options?.signal, options?.timeout);
-    return chain(req).then((r) => r.value);
+    try {
+      return chain(req).then((r) => r.value);
+    } catch (e) {
+      // An interceptor that is not async threw: still a rejected promise for the caller.
+      return Promise.reject(e);
+    }
   };
 }
 
@@ -307,7 +312,15 @@ export class InterceptingDispatcher implements Dispatcher {
     const responseMetadata: MetadataEntry[] = [];
     const req = new ServerRequestImpl(call.connection, m.requestId, m.methodId, this.inner.describe?.(m.methodId), m.metadata, responseMetadata, () => call.signal, undefined);
     (req as ServerRequestImpl & { call?: IncomingCall }).call = call;
-    this.chain(req).then(
+    let p: Promise<ServerResponse>;
+    try {
+      p = this.chain(req);
+    } catch (e) {
+      // An interceptor that is not async threw before returning a promise.
+      respondFailure(call, req.method, e, responseMetadata);
+      return;
+    }
+    p.then(
       (r) => {
         const raw = (r as ServerResponse & { raw?: { payload: Uint8Array; metadata: Metadata; channels: number[] } }).raw;
         if (raw === undefined) {
