@@ -266,8 +266,9 @@ export class CellTracer {
 
   /** True if a record at this level and target passes the filter (and is not roam's own). */
   enabled(level: Level, target: string): boolean {
-    // Never forward roam's own records: shipping them would record more (the reference does the same).
-    if (target.startsWith("roam")) return false;
+    // Never forward roam's own records (Rust module paths roam, roam_*, roam::*):
+    // shipping them would record more (the reference drops them the same way).
+    if (target.startsWith("roam") && (target.length === 4 || target[4] === "_" || target[4] === ":")) return false;
     return this.filter.enabled(level, target);
   }
 
