@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi
 # node_modules from before a dependency was added (e.g. node-pty, a native addon): reinstall.
-if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json")' >/dev/null 2>&1; then
+if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json"); require.resolve("@opentelemetry/sdk-trace-base")' >/dev/null 2>&1; then
   npm ci --no-audit --no-fund
 fi
 # A native addon added after node_modules was installed (e.g. native/shm): build it.

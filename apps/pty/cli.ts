@@ -16,6 +16,8 @@
 import * as fs from "node:fs";
 
 import { connectUnix } from "../../src/transport/node.js";
+import { formatDiagnostics } from "../../src/session/diagnostics.js";
+import { installDiagnosticsSignal } from "../../src/diagnostics/signal.js";
 import { ConfigError, FLOW_ENV, FLOW_FLAGS, flowFlagValue, type FlowConfig } from "./config.js";
 import { defaultSocketPath, PtyDaemon } from "./daemon.js";
 import { connectPty, describeError, describeExit, isPtyError, type DetachReason, type PtyConnection, type SessionInfo } from "./sdk.js";
@@ -45,7 +47,8 @@ commands:
   rm ID                  forget an exited session
   stats ID [--json]      flow-control figures of a session and its clients
   web [ID]               print the web terminal's URL (daemon started with --web)
-  info                   daemon figures (pid, RSS, settings)
+  info [--text]          daemon figures (pid, RSS, settings) and its roam diagnostics
+                         (links, calls in flight, channels); --text renders them for humans
 
 global options: --socket PATH, --no-autostart
 `;
@@ -176,6 +179,8 @@ async function daemonCmd(p: Parsed): Promise<number> {
     if (token) web.token = token;
   }
   await daemon.listen({ socketPath, web });
+  // `kill -USR1 <pid>` prints the daemon's links, calls in flight and channels to its stderr.
+  installDiagnosticsSignal();
   const f = daemon.flow;
   log(
     `flow: high ${f.highWatermark} low ${f.lowWatermark} yellow ${f.yellowThreshold} red ${f.redThreshold} policy ${f.policy}` +
@@ -394,7 +399,10 @@ async function webCmd(p: Parsed): Promise<number> {
 async function infoCmd(p: Parsed): Promise<number> {
   const pty = await connect(p);
   try {
-    process.stdout.write(JSON.stringify(await pty.daemonInfo(), null, 2) + "\n");
+    const info = await pty.daemonInfo();
+    const diagnostics = await pty.diagnostics();
+    if (p.flags.has("text")) process.stdout.write(`${JSON.stringify(info, null, 2)}\n${formatDiagnostics(diagnostics)}`);
+    else process.stdout.write(JSON.stringify({ ...info, diagnostics }, null, 2) + "\n");
     return 0;
   } finally {
     pty.close();

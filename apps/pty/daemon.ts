@@ -283,5 +283,6 @@ export class PtyDaemon {
       return s instanceof PtySession ? s.stats() : s;
     },
     daemonInfo: () => this.info(),
+    diagnostics: () => JSON.stringify(this.servers.map((s) => s.diagnostics())),
   };
 }

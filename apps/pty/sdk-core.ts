@@ -15,6 +15,7 @@
  */
 import { channel, type Rx } from "../../src/session/channels.js";
 import type { CallOptions, Connection } from "../../src/session/connection.js";
+import type { Diagnostics } from "../../src/session/diagnostics.js";
 import { CancelledError, RoamError, UserError } from "../../src/session/errors.js";
 import type { ChannelStats, LevelChange } from "../../src/session/pressure.js";
 import { client, type ClientOf } from "../../src/session/serve.js";
@@ -133,6 +134,11 @@ export class PtyClient {
 
   daemonInfo(call?: CallOptions): Promise<DaemonInfo> {
     return this.rpc.daemonInfo(call);
+  }
+
+  /** The daemon's roam diagnostics: its servers, links, calls in flight and open channels. */
+  async diagnostics(call?: CallOptions): Promise<Diagnostics[]> {
+    return JSON.parse(await this.rpc.diagnostics(call)) as Diagnostics[];
   }
 
   /**

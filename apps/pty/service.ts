@@ -235,6 +235,8 @@ export const PtyService = defineService("RoamPty", {
   remove: method([arg("session", t.u32)], t.result(t.unit, PtyError)),
   stats: method([arg("session", t.u32)], t.result(SessionStats, PtyError)),
   daemonInfo: method([], DaemonInfo),
+  /** What the daemon has in flight: links, calls, channels (JSON of the roam diagnostics snapshots). */
+  diagnostics: method([], t.string),
 });
 
 export type ExitStatus = Infer<typeof ExitStatus>;
