@@ -13,6 +13,7 @@ import { Testbed } from "../apps/testbed/testbed.js";
 import { kebab } from "../src/service/kebab.js";
 import { arg, computeMethodId, defineService, method } from "../src/service/define.js";
 import { methodSignature, t, typeSignature, type Schema } from "../src/schema/index.js";
+import { CellTracing, HostTracing } from "../src/tracing/schema.js";
 
 // The Rust reference's facts, copied into the repository (test/fixtures/README.md):
 // dist/test/<file>.js -> <repo>/test/fixtures/. ROAM_FIXTURES_DIR points elsewhere (e.g. ../shared).
@@ -144,7 +145,6 @@ test("a Result return type is encoded as 0x10 (the reference's unit fallback)", 
 // type definitions (record.rs, service.rs) with the tag table of
 // ../shared/testbed/README.md, and the ids are the hash of those bytes — the
 // same derivation that reproduces all 16 Testbed ids above.
-import { CellTracing, HostTracing } from "../src/tracing/schema.js";
 
 test("HostTracing/CellTracing signatures follow the Rust types, and their ids are pinned", () => {
   const level = `3105${nameHex("Trace")}00${nameHex("Debug")}00${nameHex("Info")}00${nameHex("Warn")}00${nameHex("Error")}00`;

@@ -4,7 +4,10 @@
  * each, lets each call back into the host, streams through channels both
  * ways, then kills one cell with SIGKILL in the middle of a stream and shows
  * the death detected, its resources reclaimed and the cell replaced under the
- * same peer id. Prints its own table; resolves with the number of failed checks.
+ * same peer id. Every cell ships its logs and spans to the host (roam-tracing);
+ * the host prints the cells' log lines and the trace tree of one call
+ * (OpenTelemetry spans: the host's call, the cell's spans inside it).
+ * Prints its own table; resolves with the number of failed checks.
  *
  *   import { pluginHostSection } from "./plugin-host.js";
  *   failures += await pluginHostSection();
@@ -18,6 +21,13 @@ import type { Link } from "../../src/session/link.js";
 import { client, serve } from "../../src/session/serve.js";
 import { establishHostPeer, ShmHost, ShmPeerGoneError, type DeathInfo } from "../../src/transport/shm/index.js";
 import { CellApi, HostApi } from "./plugin-api.js";
+import { context, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { RoutedDispatcher } from "../../src/routing/routed.js";
+import { TracingHub, formatRecord } from "../../src/tracing/host.js";
+import type { TaggedRecord } from "../../src/tracing/schema.js";
+import { cellRecordsToSpans, otelClientInterceptor } from "../../src/otel/index.js";
 
 const CELL_SCRIPT = fileURLToPath(new URL("./plugin-cell.js", import.meta.url));
 
@@ -53,6 +63,28 @@ function printTable(rows: Row[]): void {
   for (const row of cells) console.log(line(row));
 }
 
+/** Prints finished spans as an indented tree (children under their parent, in start order). */
+function printTraceTree(spans: readonly ReadableSpan[]): void {
+  const byParent = new Map<string, ReadableSpan[]>();
+  const ids = new Set(spans.map((x) => x.spanContext().spanId));
+  for (const sp of spans) {
+    const parent = sp.parentSpanContext?.spanId;
+    const key = parent && ids.has(parent) ? parent : "";
+    byParent.set(key, [...(byParent.get(key) ?? []), sp]);
+  }
+  const ms = (t: [number, number]) => t[0] * 1e3 + t[1] / 1e6;
+  const walk = (key: string, depth: number) => {
+    const kids = (byParent.get(key) ?? []).sort((a, b) => ms(a.startTime) - ms(b.startTime));
+    for (const sp of kids) {
+      const who = sp.attributes["roam.peer_name"] ? dim(` [cell ${String(sp.attributes["roam.peer_name"])}#${String(sp.attributes["roam.peer_id"])}]`) : dim(" [host]");
+      const events = sp.events.map((e) => e.name).join("; ");
+      console.log(`  ${"  ".repeat(depth)}${depth > 0 ? "└ " : ""}${bold(sp.name)}${who} ${fmtMs(ms(sp.duration))}${events ? dim(`  events: ${events}`) : ""}`);
+      walk(sp.spanContext().spanId, depth + 1);
+    }
+  };
+  walk("", 0);
+}
+
 interface Cell {
   name: string;
   peerId: number;
@@ -72,6 +104,16 @@ export async function pluginHostSection(): Promise<number> {
     uptime: () => performance.now() - started,
   };
   const cells: Cell[] = [];
+  // roam-tracing: every cell asks the hub for its filter, then ships its records here.
+  const hub = new TracingHub({ config: { filter_directives: "info", include_span_events: true } });
+  const cellLogs: TaggedRecord[] = [];
+  hub.onRecord((r) => r.record.tag === "Event" && cellLogs.push(r));
+  // OpenTelemetry on the host: an in-memory exporter, cell span records become spans of the same trace.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  const exporter = new InMemorySpanExporter();
+  const otel = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }).getTracer("plugin-host");
+  const stopSpans = cellRecordsToSpans(hub, { tracer: otel });
+  let tracedTraceId = "";
   const check = async <T>(cell: string, what: string, run: () => Promise<T>, ok: (v: T) => boolean, show: (v: T) => string): Promise<T | undefined> => {
     const t0 = performance.now();
     try {
@@ -89,7 +131,7 @@ export async function pluginHostSection(): Promise<number> {
     let worker: Worker | null = null;
     if (asWorker) worker = ticket.spawnWorker(CELL_SCRIPT, { workerData: { cell: name } });
     else child = ticket.spawn(process.execPath, [CELL_SCRIPT, `--cell=${name}`], { stdio: ["ignore", "inherit", "inherit"] });
-    const link = establishHostPeer(host, ticket.peerId, serve(HostApi, hostImpl));
+    const link = establishHostPeer(host, ticket.peerId, new RoutedDispatcher([hub.serviceFor(ticket.peerId, name), serve(HostApi, hostImpl)]));
     const cell = { name, peerId: ticket.peerId, link, child, worker };
     cells.push(cell);
     return cell;
@@ -136,6 +178,30 @@ export async function pluginHostSection(): Promise<number> {
         (r) => `${(r.got / 1048576).toFixed(0)} MiB at ${((r.got / 1e6) / (r.ms / 1000)).toFixed(0)} MB/s`,
       );
     }
+
+    // One traced call: the host's span, its call into the cell, the cell's spans inside.
+    const traced = spawned[0]!;
+    await check(
+      traced.name,
+      "traced greetHost() (OpenTelemetry)",
+      async () => {
+        const api = client(CellApi, traced.link.root, { interceptors: [otelClientInterceptor({ tracer: otel })] });
+        const answer = await otel.startActiveSpan("host: ask a cell to greet", async (root) => {
+          tracedTraceId = root.spanContext().traceId;
+          try {
+            return await api.greetHost();
+          } finally {
+            root.end();
+          }
+        });
+        // The cell drains every 50 ms: wait for its span to arrive as a host span.
+        const ofTrace = () => exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === tracedTraceId);
+        for (let i = 0; i < 100 && !ofTrace().some((x) => x.name === "greet-host"); i++) await new Promise((r) => setTimeout(r, 20));
+        return { answer, spans: ofTrace() };
+      },
+      (r) => r.spans.some((x) => x.name === "greet-host" && x.attributes["roam.peer_name"] === traced.name) && r.spans.length === 4,
+      (r) => `${r.spans.length} spans in one trace (host → cell ${traced.name})`,
+    );
 
     // Kill one cell in the middle of a stream.
     const victim = spawned[1]!;
@@ -204,6 +270,11 @@ export async function pluginHostSection(): Promise<number> {
     });
   }
   printTable(rows);
+  stopSpans();
+  console.log(dim("\n  cell logs, as the host received them (roam-tracing; the last 8):"));
+  for (const r of cellLogs.slice(-8)) console.log(`  ${formatRecord(r)}`);
+  console.log(dim("\n  trace of the traced call (host spans and the cell's spans, one trace id):"));
+  printTraceTree(exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === tracedTraceId));
   return rows.filter((r) => !r.ok).length;
 }
 

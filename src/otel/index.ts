@@ -109,7 +109,8 @@ export function otelClientInterceptor(options: OtelInterceptorOptions = {}): Cli
       "roam.method_id": req.method.idHex,
     };
     return tracer.startActiveSpan(req.name, { kind: SpanKind.CLIENT, attributes }, async (span: Span) => {
-      injectTraceContext(context.active(), req.metadata);
+      // From the span itself: works even without a context manager registered.
+      injectTraceContext(trace.setSpan(context.active(), span), req.metadata);
       try {
         const r = await next(req);
         span.setAttribute("roam.outcome", "ok");
