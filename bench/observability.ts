@@ -43,7 +43,14 @@ interface Variant {
   setup?: () => { clientDispatcher?: import("../src/session/connection.js").Dispatcher; dispatcher?: (d: ReturnType<typeof serve>) => import("../src/session/connection.js").Dispatcher; start?: (conn: import("../src/session/connection.js").Connection) => Promise<void>; stop?: () => Promise<void> };
 }
 
-async function measure(v: Variant): Promise<SequentialResult> {
+type Result = SequentialResult & { cpuUsPerCall: number };
+
+/**
+ * Wall-clock rates on a shared machine are dominated by scheduling stalls;
+ * the process's CPU time per call (client and server are both in this
+ * process) is the steadier measure of what the hooks cost.
+ */
+async function measure(v: Variant): Promise<Result> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "roam-obs-bench-"));
   const sock = path.join(dir, "s.sock");
   const extra = v.setup?.();
@@ -57,10 +64,15 @@ async function measure(v: Variant): Promise<SequentialResult> {
   try {
     const tb = client(Testbed, link.root, { interceptors: v.client ?? [] });
     const msg = "0123456789abcdef";
-    return await measureSequential(async () => {
+    let calls = 0;
+    const cpu0 = process.cpuUsage();
+    const res = await measureSequential(async () => {
       const r = await tb.echo(msg);
+      calls++;
       if (r.length !== 16) throw new Error("bad echo");
     }, m);
+    const cpu = process.cpuUsage(cpu0);
+    return { ...res, cpuUsPerCall: (cpu.user + cpu.system) / calls };
   } finally {
     await extra?.stop?.();
     link.close();
@@ -104,14 +116,16 @@ const variants: Record<string, Variant> = {
 
 export async function runObservabilityBench(): Promise<Row[]> {
   process.stderr.write(`[observability] ${rounds} interleaved rounds of ${m.durationMs} ms per variant\n`);
-  const tasks: Record<string, () => Promise<SequentialResult>> = {};
+  const tasks: Record<string, () => Promise<Result>> = {};
   for (const [name, v] of Object.entries(variants)) tasks[name] = () => measure(v);
   const r = await runRounds(rounds, tasks);
   const plain = median(r["plain"]!.map((x) => x.opsPerSec));
   const plainP50 = median(r["plain"]!.map((x) => x.p50us));
+  const plainCpu = median(r["plain"]!.map((x) => x.cpuUsPerCall));
   return Object.keys(variants).map((name) => {
     const ops = median(r[name]!.map((x) => x.opsPerSec));
     const p50 = median(r[name]!.map((x) => x.p50us));
+    const cpu = median(r[name]!.map((x) => x.cpuUsPerCall));
     return {
       case: name,
       "calls/s (median)": fmtOps(ops),
@@ -119,6 +133,8 @@ export async function runObservabilityBench(): Promise<Row[]> {
       p99: fmtUs(median(r[name]!.map((x) => x.p99us))),
       "calls/s × plain": fmtRatio(ratio(ops, plain)),
       "p50 latency × plain": fmtRatio(ratio(p50, plainP50)),
+      "CPU µs/call": cpu.toFixed(1),
+      "CPU × plain": fmtRatio(ratio(cpu, plainCpu)),
     };
   });
 }
