@@ -191,6 +191,27 @@ describe("tracing across cells (SHM guest process)", () => {
   });
 });
 
+describe("tracing from a worker-thread guest", () => {
+  test("a worker guest's records arrive tagged with its peer id, in order", async () => {
+    const hub = new TracingHub({ config: { filter_directives: "info", include_span_events: false } });
+    const records: TaggedRecord[] = [];
+    hub.onRecord((r) => records.push(r));
+    const host = ShmHost.create({ path: segmentPath("worker") });
+    hosts.push(host);
+    const ticket = host.addPeer({ name: "worker-cell" });
+    ticket.spawnWorker(GUEST);
+    const link = establishHostPeer(host, ticket.peerId, hub.serviceFor(ticket.peerId, "worker-cell"));
+    await host.waitAttached(ticket.peerId);
+    await client(TraceTest, link.root).log(5, "Warn");
+    const lines = await until("5 lines", () => {
+      const l = events(records, "line");
+      return l.length === 5 && l;
+    });
+    assert.deepEqual(lines.map(fieldI), [0, 1, 2, 3, 4]);
+    assert.ok(lines.every((r) => r.peerId === ticket.peerId && r.peerName === "worker-cell"));
+  });
+});
+
 describe("tracing over a socket, and the pieces", () => {
   test("a cell on a TCP link: config query at start, events and spans with their parents, flush on stop", async () => {
     const hub = new TracingHub({ config: { filter_directives: "debug", include_span_events: true } });

@@ -4,6 +4,7 @@
  * ships OpenTelemetry spans through RoamTracingSpanProcessor.
  * Env: TRACE_BUFFER (buffer size), TRACE_FLUSH_MS (drain period).
  */
+import { isMainThread } from "node:worker_threads";
 import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
@@ -14,7 +15,7 @@ import { CellTracer } from "../../src/tracing/cell.js";
 import { otelServerInterceptor, RoamTracingSpanProcessor } from "../../src/otel/index.js";
 import { TraceTest } from "./tracing-api.js";
 
-const launched = process.argv.some((a) => a.startsWith("--hub-path="));
+const launched = ShmGuest.isWorkerGuest() || process.argv.some((a) => a.startsWith("--hub-path="));
 if (launched) void start();
 
 async function start(): Promise<void> {
@@ -63,9 +64,10 @@ async function start(): Promise<void> {
     },
     { interceptors: [tracer.serverInterceptor(), otelServerInterceptor()] },
   );
-  const guest = ShmGuest.fromArgs();
+  const guest = ShmGuest.isWorkerGuest() ? ShmGuest.fromWorkerData() : ShmGuest.fromArgs();
   const link = establishGuest(guest, new RoutedDispatcher([tracer.dispatcher(), api]));
-  link.onClose(() => setTimeout(() => process.exit(0), 10));
+  // A worker guest ends with its thread; a process guest exits.
+  if (isMainThread) link.onClose(() => setTimeout(() => process.exit(0), 10));
   log.info("guest started", { pid: process.pid });
   await tracer.start(link.root);
 }
