@@ -185,6 +185,9 @@ function idName(id: bigint): string {
 
 class ServerRequestImpl implements ServerRequest {
   private observer: ChannelObserver | null = null;
+  /** The handler context (typed path) or the raw call (untyped path). */
+  ctx: CallContext | undefined = undefined;
+  call: IncomingCall | undefined = undefined;
   constructor(
     readonly connection: Connection,
     readonly requestId: number,
@@ -221,7 +224,7 @@ export function interceptHandler(
   interceptors: readonly ServerInterceptor[],
 ): (...a: any[]) => Promise<unknown> {
   const terminal: ServerNext = async (req) => {
-    const ctx = (req as ServerRequestImpl & { ctx?: CallContext }).ctx!;
+    const ctx = (req as ServerRequestImpl).ctx!;
     try {
       const v = await fn(...(req.args ?? []), ctx);
       if (v instanceof UserError) return { outcome: "user-error", error: v.error, value: v };
@@ -234,7 +237,7 @@ export function interceptHandler(
   return async (...all: any[]) => {
     const ctx = all.pop() as CallContext;
     const req = new ServerRequestImpl(ctx.connection, ctx.requestId, method.id, method, ctx.metadata, ctx.responseMetadata, () => ctx.signal, all);
-    (req as ServerRequestImpl & { ctx?: CallContext }).ctx = ctx;
+    req.ctx = ctx;
     const r = await chain(req);
     switch (r.outcome) {
       case "ok":
@@ -287,7 +290,7 @@ export class InterceptingDispatcher implements Dispatcher {
     interceptors: readonly ServerInterceptor[],
   ) {
     this.chain = composeServer(interceptors, (req) => {
-      const call = (req as ServerRequestImpl & { call?: IncomingCall }).call!;
+      const call = (req as ServerRequestImpl).call!;
       return new Promise<ServerResponse>((resolve) => {
         const prev = call.divert!((payload, metadata, channels) => {
           call.divert!(prev);
@@ -311,7 +314,7 @@ export class InterceptingDispatcher implements Dispatcher {
     const m = call.request;
     const responseMetadata: MetadataEntry[] = [];
     const req = new ServerRequestImpl(call.connection, m.requestId, m.methodId, this.inner.describe?.(m.methodId), m.metadata, responseMetadata, () => call.signal, undefined);
-    (req as ServerRequestImpl & { call?: IncomingCall }).call = call;
+    req.call = call;
     let p: Promise<ServerResponse>;
     try {
       p = this.chain(req);
