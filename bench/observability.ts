@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
+import { reportRatios, type RatioRow } from "./lib/report.js";
 import { fmtOps, fmtRatio, fmtUs, measureSequential, median, printTable, ratio, runRounds, type Row, type SequentialResult } from "./lib/harness.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
@@ -114,6 +115,8 @@ const variants: Record<string, Variant> = {
   },
 };
 
+let ratioRows: RatioRow[] = [];
+
 export async function runObservabilityBench(): Promise<Row[]> {
   process.stderr.write(`[observability] ${rounds} interleaved rounds of ${m.durationMs} ms per variant\n`);
   const tasks: Record<string, () => Promise<Result>> = {};
@@ -122,6 +125,20 @@ export async function runObservabilityBench(): Promise<Row[]> {
   const plain = median(r["plain"]!.map((x) => x.opsPerSec));
   const plainP50 = median(r["plain"]!.map((x) => x.p50us));
   const plainCpu = median(r["plain"]!.map((x) => x.cpuUsPerCall));
+  // For `npm run bench`: each set of hooks against the plain call, by CPU time per call (lower is better).
+  ratioRows = Object.keys(variants)
+    .filter((n) => n !== "plain")
+    .map((name) => {
+      const cpu = median(r[name]!.map((x) => x.cpuUsPerCall));
+      return {
+        bench: "observability",
+        work: `unary echo with ${name} (client+server in one process)`,
+        roam: `${cpu.toFixed(1)} CPU-µs/call`,
+        peer: `no hooks ${plainCpu.toFixed(1)} CPU-µs/call`,
+        ratio: cpu / plainCpu,
+        ratioOf: "of the CPU per call without hooks",
+      };
+    });
   return Object.keys(variants).map((name) => {
     const ops = median(r[name]!.map((x) => x.opsPerSec));
     const p50 = median(r[name]!.map((x) => x.p50us));
@@ -142,4 +159,5 @@ export async function runObservabilityBench(): Promise<Row[]> {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await runObservabilityBench();
   printTable(rows, "Unary echo with observability hooks (same run; × plain is the result)");
+  reportRatios(ratioRows, "Observability hooks: CPU per call against the plain call (same run)");
 }
