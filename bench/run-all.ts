@@ -11,8 +11,10 @@
  * combined table goes to stdout, so `npm run bench > bench.md` keeps just it.
  * A script is any bench/<name>.ts with a compiled dist/bench/<name>.js, except
  * the helpers listed in NOT_BENCHMARKS; new scripts are picked up by
- * themselves and report their rows with reportRatios(). A script that fails,
- * or reports no rows, shows up in the table as such and makes the exit code 1.
+ * themselves and report their rows with reportRatios(); for a script that
+ * does not, the ratio columns ("× peer") of the markdown tables it prints
+ * become its rows. A script that fails, or shows no ratio at all, appears in
+ * the table as such and makes the exit code 1.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,7 +29,7 @@ const ORDER = ['rpc', 'streaming', 'shm', 'codec', 'pty'];
 
 const SOURCE_ROOT = path.resolve(DIST_ROOT, '..');
 
-function discover(): string[] {
+export function discover(): string[] {
   const names = fs
     .readdirSync(path.join(SOURCE_ROOT, 'bench'))
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
@@ -41,6 +43,46 @@ interface ScriptRun {
   name: string;
   code: number | null;
   seconds: number;
+  /** What the script printed on stdout (its tables). */
+  stdout: string;
+}
+
+const splitRow = (line: string): string[] =>
+  line
+    .trim()
+    .replace(/^\|/, '')
+    .replace(/\|$/, '')
+    .split('|')
+    .map((c) => c.trim());
+
+/**
+ * Rows from the markdown tables a script printed (harness printTable format):
+ * every cell "1.23×" under a column whose header names a peer with "×"
+ * ("× grpc-js", "calls/s × plain") is one ratio; the row's first cell says
+ * what was measured and its second cell gives the figure.
+ */
+export function ratiosFromTables(bench: string, stdout: string): RatioRow[] {
+  const out: RatioRow[] = [];
+  let header: string[] | null = null;
+  for (const line of stdout.split('\n')) {
+    if (!line.trim().startsWith('|')) {
+      header = null;
+      continue;
+    }
+    const cells = splitRow(line);
+    if (header === null) {
+      header = cells;
+      continue;
+    }
+    if (cells.every((c) => /^-*:?$/.test(c) || /^:?-+:?$/.test(c))) continue; // the separator
+    header.forEach((h, i) => {
+      if (i === 0 || !h.includes('×')) return;
+      const m = /^([0-9]+(?:\.[0-9]+)?)×/.exec(cells[i] ?? '');
+      if (!m) return;
+      out.push({ bench, work: cells[0] ?? '', roam: i > 1 ? (cells[1] ?? '') : '', peer: h.replace('×', '').trim(), ratio: Number(m[1]) });
+    });
+  }
+  return out;
 }
 
 function runScript(name: string, resultsFile: string, timeoutMs: number): Promise<ScriptRun> {
@@ -51,6 +93,10 @@ function runScript(name: string, resultsFile: string, timeoutMs: number): Promis
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BENCH_RESULTS: resultsFile, ...(QUICK ? { BENCH_QUICK: '1' } : {}) },
     });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => {
+      if (stdout.length < 1_000_000) stdout += d.toString('utf8');
+    });
     child.stdout.pipe(process.stderr, { end: false });
     child.stderr.pipe(process.stderr, { end: false });
     const timer = setTimeout(() => {
@@ -59,7 +105,7 @@ function runScript(name: string, resultsFile: string, timeoutMs: number): Promis
     }, timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ name, code, seconds: (Date.now() - t0) / 1000 });
+      resolve({ name, code, seconds: (Date.now() - t0) / 1000, stdout });
     });
     // Our own SIGINT/SIGTERM takes the running script down with us.
     const kill = () => child.kill('SIGKILL');
@@ -90,6 +136,7 @@ async function main(): Promise<void> {
         .map((l) => JSON.parse(l) as RatioRow)
     : [];
   tmp.remove();
+  for (const r of runs) if (r.code === 0 && !rows.some((x) => x.bench === r.name)) rows.push(...ratiosFromTables(r.name, r.stdout));
 
   const table: Row[] = ratioRowsTable(rows);
   let failed = false;
@@ -99,7 +146,7 @@ async function main(): Promise<void> {
       table.push({ bench: r.name, work: `FAILED (exit ${r.code ?? 'killed'}); its output is above` });
     } else if (!rows.some((x) => x.bench === r.name)) {
       failed = true;
-      table.push({ bench: r.name, work: 'ran, but reported no ratio rows (see its output above)' });
+      table.push({ bench: r.name, work: 'ran, but showed no ratio against a peer (see its output above)' });
     }
   }
   const missed = rows.filter((r) => targetMet(r) === false).length;
@@ -114,4 +161,4 @@ async function main(): Promise<void> {
   if (failed) process.exitCode = 1;
 }
 
-await main();
+if (import.meta.url === `file://${process.argv[1]}`) await main();
