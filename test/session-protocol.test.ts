@@ -19,6 +19,7 @@ import { testbedImpl } from "../apps/testbed/impl.js";
 import { rawConnect, rawListen, type RawPeer } from "./helpers/raw-peer.js";
 import { sleep, within } from "./helpers/testbed-server.js";
 import * as net from "node:net";
+import { slowForMutation } from "./helpers/mutation.js";
 
 const M = Testbed.methods;
 
@@ -325,7 +326,7 @@ describe("client-side rules against a raw server", () => {
     }
   });
 
-  test("a link closes cleanly: no handle stays open (the process can exit by itself)", async () => {
+  test("a link closes cleanly: no handle stays open (the process can exit by itself)", { skip: slowForMutation }, async () => {
     const script = `
       import { listenTcp, connectTcp, serve, client, listenWebSocket, connectWebSocket } from ${JSON.stringify(new URL("../src/node.js", import.meta.url).href)};
       import { Testbed } from ${JSON.stringify(new URL("../apps/testbed/testbed.js", import.meta.url).href)};
