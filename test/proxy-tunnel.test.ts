@@ -10,7 +10,7 @@ import { arg, defineService, method } from "../src/service/define.js";
 import { t } from "../src/schema/index.js";
 import { channel } from "../src/session/channels.js";
 import { client, serve, ServiceDispatcher, type ImplementationOf } from "../src/session/serve.js";
-import { CancelledError } from "../src/session/errors.js";
+import { CancelledError, ChannelResetError } from "../src/session/errors.js";
 import { ForwardingDispatcher, LateBoundForwarder } from "../src/proxy/forward.js";
 import { connectTcp, listenTcp, type RoamServer } from "../src/transport/node.js";
 import type { Link } from "../src/session/link.js";
@@ -22,8 +22,11 @@ import { sleep, within } from "./helpers/testbed-server.js";
 const Flow = defineService("Flow", {
   blob: method([arg("count", t.u32), arg("size", t.u32), arg("out", t.tx(t.bytes))], t.u64),
   drain: method([arg("input", t.rx(t.bytes))], t.u64),
+  hold: method([], t.unit),
 });
 const produced = { count: 0 };
+/** The backend's `hold` handlers: started, and their signal aborted (the Cancel arrived). */
+const holds = { started: [] as (() => void)[], cancelled: [] as (() => void)[] };
 const flowImpl: ImplementationOf<typeof Flow> = {
   blob: async (count, size, out) => {
     produced.count = 0;
@@ -38,6 +41,14 @@ const flowImpl: ImplementationOf<typeof Flow> = {
     for await (const b of input) n += BigInt(b.length);
     return n;
   },
+  hold: (ctx) =>
+    new Promise<void>((resolve) => {
+      holds.started.shift()?.();
+      ctx.signal.addEventListener("abort", () => {
+        holds.cancelled.shift()?.();
+        resolve();
+      });
+    }),
 };
 
 describe("forwarding proxy", () => {
@@ -115,6 +126,9 @@ describe("forwarding proxy", () => {
     const p = f.blob(total, 1024, tx);
     await sleep(300);
     const stalledAt = produced.count;
+    // Read while the relay is live (it is released, and its peak gone, once the call ends).
+    const peak = forwarder.peakQueuedBytes();
+    assert.ok(peak > 0 && peak <= 16384, `proxy peak queue ${peak} B while the consumer is stalled: within the window`);
     assert.ok(stalledAt < total, "producer did not run ahead");
     // Windows: client 16 KiB + proxy relay 8..16 KiB + socket buffers; the producer is
     // bounded by credit, far below the 4 MiB it wants to send.
@@ -153,6 +167,22 @@ describe("forwarding proxy", () => {
     await sleep(50);
     assert.equal(forwarder.stats().inFlight, 0);
     link.close();
+  });
+
+  test("a Cancel from the caller is forwarded upstream: the backend handler's signal aborts", async () => {
+    const link = await connectTcp({ port: proxy.port! });
+    try {
+      const started = new Promise<void>((r) => holds.started.push(r));
+      const cancelled = new Promise<void>((r) => holds.cancelled.push(r));
+      const ac = new AbortController();
+      const p = client(Flow, link.root).hold({ signal: ac.signal });
+      await within(started, 5000, "backend handler started");
+      ac.abort();
+      await assert.rejects(p, CancelledError);
+      await within(cancelled, 5000, "the backend saw the Cancel");
+    } finally {
+      link.close();
+    }
   });
 
   test("late-bound forwarder: Cancelled before an upstream is set, forwards after", async () => {
@@ -262,7 +292,10 @@ describe("byte tunnels", () => {
       const localEnd = new PassThrough();
       const pump = pumpDuplex(localEnd as unknown as net.Socket, tun.local);
       localEnd.write(Buffer.from("hello"));
-      await within(pump.then(() => "ended", () => "failed"), 5000, "local pump notices");
+      // The far end failed: that must arrive as Reset (an error), never as Close (a clean EOF).
+      const outcome = await within(pump.then(() => "ended", (e: unknown) => e), 5000, "local pump notices");
+      assert.ok(outcome instanceof ChannelResetError, `the local pump fails with ChannelResetError, got ${String(outcome)}`);
+      assert.equal(localEnd.destroyed, true, "the local stream is torn down");
       await within(call, 5000, "call returns");
     } finally {
       link.close();
