@@ -11,6 +11,11 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { BUGS } from "./planted-bugs-list.mjs";
 
+// A fake apt-get that always fails (for the install-script entries).
+const fakeBin = process.env.PLANTED_FAKEBIN ?? "/tmp/roam-fake-apt";
+fs.mkdirSync(fakeBin, { recursive: true });
+fs.writeFileSync(`${fakeBin}/apt-get`, "#!/bin/sh\necho 'fake apt-get: failing on purpose' >&2\nexit 100\n", { mode: 0o755 });
+
 const only = process.argv.slice(2);
 const selected = only.length ? BUGS.filter((b) => only.includes(b.id)) : BUGS;
 const logPath = process.env.PLANTED_BUGS_LOG ?? "docs/planted-bugs.log";
@@ -22,7 +27,7 @@ const out = (s) => {
 let unnoticed = 0;
 out(`# planted bugs, ${new Date().toISOString()}, node ${process.version}`);
 for (const bug of selected) {
-  const patches = bug.patches ?? [{ file: bug.file, find: bug.find, replace: bug.replace }];
+  const patches = bug.patches ?? (bug.file ? [{ file: bug.file, find: bug.find, replace: bug.replace }] : []);
   const originals = new Map();
   let planted = true;
   for (const p of patches) {
@@ -42,10 +47,11 @@ for (const bug of selected) {
       unnoticed++;
       continue;
     }
-    const files = bug.tests.map((t) => `dist/test/${t}.test.js`);
+    const files = (bug.tests ?? []).map((t) => `dist/test/${t}.test.js`);
     const args = ["--test", "--test-reporter=spec", "--test-timeout=120000"];
     if (bug.testName) args.push("--test-name-pattern", bug.testName);
-    const r = spawnSync(process.execPath, [...args, ...files], {
+    const [cmd, cmdArgs] = bug.command ? [bug.command[0], bug.command.slice(1)] : [process.execPath, [...args, ...files]];
+    const r = spawnSync(cmd, cmdArgs, {
       encoding: "utf8",
       env: { ...process.env, ...(bug.env ?? {}) },
       timeout: 300_000,
@@ -58,15 +64,16 @@ for (const bug of selected) {
       .map((l) => l.trim());
     const reasons = text
       .split("\n")
-      .filter((l) => /AssertionError|Error \[|Error:|exceeds|expected/i.test(l) && !/^\s*at /.test(l))
+      .filter((l) => /AssertionError|Error \[|Error:|ERROR|exceeds|expected|unavailable/i.test(l) && !/^\s*at /.test(l))
       .map((l) => l.trim())
       .filter((l, i, a) => a.indexOf(l) === i)
       .slice(0, 6);
-    const caught = r.status !== 0 && failing.length > 0;
+    // A command (an install script) must exit non-zero; a test run must fail at least one test.
+    const caught = r.status !== 0 && (bug.command ? true : failing.length > 0);
     if (!caught) unnoticed++;
     out(`\n## ${bug.id} (item ${bug.item}): ${bug.title}`);
     for (const p of patches) out(`planted in ${p.file}: ${JSON.stringify(p.find)} -> ${JSON.stringify(p.replace)}`);
-    out(`ran: node ${args.join(" ")} ${files.join(" ")}${bug.env ? ` (env ${JSON.stringify(bug.env)})` : ""}`);
+    out(`ran: ${bug.command ? bug.command.join(" ") : `node ${args.join(" ")} ${files.join(" ")}`}${bug.env ? ` (env ${JSON.stringify(bug.env)})` : ""}`);
     out(`result: ${caught ? "CAUGHT" : "NOT CAUGHT"} (exit ${r.status}${r.signal ? `, ${r.signal}` : ""})`);
     for (const l of [...new Set(failing)].slice(0, 8)) out(`  ${l}`);
     for (const l of reasons) out(`    ${l.slice(0, 300)}`);

@@ -26,6 +26,7 @@ import { listenWebSocket, serve, type ImplementationOf, type RoamServer } from "
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
 /** Debian's Chromium; ROAM_CHROMIUM overrides it (e.g. to check the skip path). */
 const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
@@ -213,12 +214,8 @@ test("static server refuses path traversal and unknown files", () => {
 });
 
 test("Chromium calls a Node Testbed server over WebSocket", { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the browser test is SKIPPED (install it as root: apt-get install -y chromium)`;
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
+  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
+  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
   const { chromium } = await import("playwright-core");
 
   httpServer = http.createServer(staticHandler);

@@ -7,11 +7,24 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { CobsFrameDecoder, cobsDecode, cobsDecodeStep, cobsEncode } from "../src/codec/cobs.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
+import { createRequire } from "node:module";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
+// ROAM_NO_NATIVE=1 is the pure-JS pass of `npm test` (the addon is deliberately not loaded).
 const skip = process.env.ROAM_NO_NATIVE === "1";
 
-test("the native addon is built (npm ci builds native/cobs)", { skip }, () => {
-  assert.ok(nativeCobs, "native/cobs/build/Release/roam_cobs.node did not load: run `npm run build:native`");
+test("the native addon is built and loads (npm ci builds native/cobs)", { skip }, (t) => {
+  let problem: string | null = null;
+  if (!nativeCobs) {
+    try {
+      createRequire(import.meta.url)("../../native/cobs/build/Release/roam_cobs.node");
+      problem = "it did not load";
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+  }
+  if (!requireOrOptOut(t, { what: "the native COBS addon (native/cobs)", problem, install: "npm run build:native (node-gyp; needs python3, make and g++: apt-get install -y python3 make g++)", optOut: "ROAM_SKIP_NATIVE" })) return;
+  assert.ok(nativeCobs);
 });
 
 const bytesArb = fc.oneof(

@@ -22,6 +22,7 @@ import { WebSocket } from "ws";
 import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
 import { resolveAsset } from "../apps/pty/web-server.js";
 import { sleep, startDaemonProcess, waitFor, type DaemonProcess } from "./helpers/pty.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
 const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const MiB = 1024 * 1024;
@@ -133,12 +134,8 @@ async function screenMatches(page: Page, re: RegExp, timeoutMs = 15_000): Promis
 }
 
 test("the web terminal in Chromium: prompt, typed command, and a 100 MB flood with bounded memory", { timeout: 600_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the roam-pty web terminal test is SKIPPED (install it as root: apt-get install -y chromium)`;
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
+  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
+  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
   const { chromium } = await import("playwright-core");
   daemon ??= await startDaemonProcess(["--web", "127.0.0.1:0"]);
   pty ??= await connectPty({ socketPath: daemon.socketPath });

@@ -15,6 +15,7 @@ import { after, test } from "node:test";
 
 import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
 import { CLI, sleep, startDaemonProcess, tempDir, waitFor, type DaemonProcess } from "./helpers/pty.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
 function which(cmd: string): string | null {
   for (const dir of (process.env["PATH"] ?? "").split(":")) {
@@ -29,7 +30,8 @@ function which(cmd: string): string | null {
   return null;
 }
 
-const TMUX = which("tmux");
+/** tmux; ROAM_TMUX overrides it (e.g. to check the missing-tmux path). */
+const TMUX = process.env["ROAM_TMUX"] !== undefined ? (fs.existsSync(process.env["ROAM_TMUX"]) ? process.env["ROAM_TMUX"] : null) : which("tmux");
 const tmp = tempDir("roam-pty-tmux-");
 const tmuxSocket = path.join(tmp.dir, "tmux.sock");
 let daemon: DaemonProcess | undefined;
@@ -74,12 +76,7 @@ after(async () => {
 });
 
 test("roam-pty attach in tmux: prompt, typed command, raw mode, resize, detach key; new/ls/kill", { timeout: 90_000 }, async (t) => {
-  if (!TMUX) {
-    const msg = "tmux is missing: the roam-pty terminal test is SKIPPED (install it as root: apt-get install -y tmux)";
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
+  if (!requireOrOptOut(t, { what: "tmux", problem: TMUX ? null : "no tmux on PATH", install: "as root: apt-get install -y tmux (npm test does it through scripts/ensure-tmux.sh)", optOut: "ROAM_SKIP_TMUX" })) return;
   daemon = await startDaemonProcess();
   pty = await connectPty({ socketPath: daemon.socketPath });
   const s = await pty.create({ command: "sh", env: { PS1: "roam$ " }, cols: 80, rows: 24 });
