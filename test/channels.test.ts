@@ -273,7 +273,8 @@ for (const kind of TRANSPORTS) {
       for (let i = 0; i < 40; i++) await dtx.send(new Uint8Array(500));
       await dtx.close();
       await d;
-      assert.ok(sendChanges.every((ch) => ch.side === "send"));
+      assert.ok(sendChanges.length > 0, "the Tx waiting for credit reported its level");
+      assert.ok(sendChanges.every((ch) => ch.side === "send"), JSON.stringify(sendChanges));
       link.close();
     });
 
@@ -288,6 +289,8 @@ for (const kind of TRANSPORTS) {
       }
       const e = await within(p.catch((x: unknown) => x), 5000, "producer failure");
       assert.ok(e instanceof Error, String(e));
+      // The handler's send failed with the typed remote Reset (its name reaches us in the error).
+      assert.match(String(e), /ChannelResetError/, String(e));
       // Caller-side reset of a Tx: the handler's loop sees ChannelResetError.
       const [dtx, drx] = channel<Uint8Array>();
       const d = c.drain(drx);
@@ -295,6 +298,7 @@ for (const kind of TRANSPORTS) {
       dtx.reset();
       const e2 = await within(d.catch((x: unknown) => x), 5000, "drain failure");
       assert.ok(e2 instanceof Error);
+      assert.match(String(e2), /ChannelResetError/, String(e2));
       await assert.rejects(dtx.send(new Uint8Array(1)), ChannelResetError);
       assert.equal(await client(Testbed, link.root).echo("alive"), "alive");
       link.close();

@@ -226,7 +226,7 @@ describe("roam-pty flow control", { timeout: 900_000 }, () => {
       await env.pty.write(s.id, "g");
       await waitFor("red", () => levels.some((l) => l.level === "red"));
       await waitFor("the PTY to pause", async () => (await env.pty.stats(s.id)).paused);
-      await waitFor("the paused flag in a level event", () => levels.some((l) => l.sessionPaused) || env.daemon.session(s.id)?.paused);
+      await waitFor("the paused flag in a level event", () => levels.some((l) => l.sessionPaused));
 
       // Every event is consistent with its figure and the thresholds.
       for (const l of levels) {
@@ -272,34 +272,31 @@ describe("roam-pty flow control", { timeout: 900_000 }, () => {
       slowConsumer.stop();
       const fastDone = fast.consume(fastConsumer.onChunk);
       void slow.consume(slowConsumer.onChunk); // stuck in its callback: watch slow.done instead
-      let slowEndedAt = 0;
-      const slowDone = slow.done.then((r) => ((slowEndedAt = Date.now()), r));
+      const slowDone = slow.done;
       slowDone.catch(() => undefined); // awaited below; a failure before that must not surface as unhandled
-      const t0 = Date.now();
       await waitGeneratorReady(s.pid);
       await env.pty.write(s.id, "g");
 
       // The fast client is not held back: it gets everything while the slow one is stuck.
       const fastReason = await fastDone;
-      const fastEndedAt = Date.now();
       assert.equal(fastReason.tag, "SessionExited");
       assert.equal(fastConsumer.bytes, TOTAL);
       assert.equal(fastConsumer.digest(), patternDigest(TOTAL));
       const st = await env.pty.stats(s.id);
       assert.equal(st.pauseCount, 0, "the PTY was never paused");
+      // "Not held back" is counted, not timed: the PTY never paused and the fast client got
+      // everything. On a loaded machine the fast client may need longer than detachAfterMs;
+      // then the slow one is gone already, and its TooSlow reason (below) carries its backlog.
       const slowStats = st.clients.find((c) => c.clientId === slow.clientId);
-      assert.ok(slowStats && slowStats.queuedBytes >= flow.highWatermark, `slow client queued ${slowStats?.queuedBytes}`);
+      if (slowStats) assert.ok(slowStats.queuedBytes >= flow.highWatermark, `slow client queued ${slowStats.queuedBytes}`);
 
       // The slow client is detached once it stayed behind for detachAfterMs.
       const slowReason = await slowDone;
-      const elapsed = slowEndedAt - t0;
-      assert.ok(fastEndedAt < slowEndedAt, "the fast client finished while the slow one was still attached");
       assert.equal(slowReason.tag, "TooSlow", JSON.stringify(slowReason));
       if (slowReason.tag === "TooSlow") {
         assert.ok(slowReason.value.behindMs >= flow.detachAfterMs - 20, `behind ${slowReason.value.behindMs} ms`);
         assert.ok(slowReason.value.queuedBytes >= flow.highWatermark);
       }
-      assert.ok(elapsed >= flow.detachAfterMs, `detached after ${elapsed} ms`);
       assert.ok(slowConsumer.bytes < TOTAL);
       assert.equal((await env.pty.stats(s.id)).clients.length, 0);
       // The detached client may attach again and gets the scrollback.

@@ -678,6 +678,9 @@ export class PtySession {
       if (!this.outputEnded) this.pty.resume();
       this.maybeDrain();
     }
+    // Every attached client learns that the session paused (or resumed) for the slowest one:
+    // a Level event carries `sessionPaused` (issue 19: it only did when the level changed too).
+    for (const c of this.clients.values()) c.events.push(this.levelEvent(c));
   }
 
   /** Drops output that neither the scrollback window nor any client needs. */
