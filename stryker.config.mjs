@@ -21,17 +21,21 @@ const scopes = {
   },
   stream: {
     mutate: ["src/transport/stream.ts"],
-    tests: ["stream-transport", "pure-js-path", "slow-consumer", "session-protocol"],
+    tests: ["stream-transport", "stream-units", "slow-consumer", "session-protocol", "pure-js-path"],
   },
   shm: {
     mutate: ["src/transport/shm/bipbuf.ts", "src/transport/shm/varslot.ts", "src/transport/shm/flow.ts", "src/transport/shm/frame.ts"],
     tests: ["flow-credit", "credit-invariants", "shm-units", "shm-segment"],
   },
-  // src/session in two runs (one folder in the summary): the flow-control /
-  // channel-registry half with its unit tests, and the link/connection half.
+  // src/session in three runs (one folder in the summary): flow control, the
+  // channel registry, and the link/connection half, each with its own tests.
   "session-flow": {
-    mutate: ["src/session/flow.ts", "src/session/channels.ts", "src/session/pressure.ts", "src/session/handshake.ts"],
-    tests: ["flow-credit", "credit-invariants", "wire-facts", "session-protocol", "channels-guards", "channels"],
+    mutate: ["src/session/flow.ts", "src/session/pressure.ts", "src/session/handshake.ts"],
+    tests: ["flow-credit", "credit-invariants", "channels-guards", "wire-facts", "slow-consumer"],
+  },
+  "session-channels": {
+    mutate: ["src/session/channels.ts"],
+    tests: ["channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels"],
   },
   "session-core": {
     mutate: ["src/session/link.ts", "src/session/connection.ts", "src/session/serve.ts", "src/session/errors.ts", "src/session/transport.ts"],
