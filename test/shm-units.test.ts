@@ -11,6 +11,9 @@ import { DecodeError } from "../src/codec/errors.js";
 import { Writer } from "../src/codec/writer.js";
 import { connIdBytes, controlPayload, decodeFrame, FLAG_SLOT_REF, MSG_TYPE_NAMES, MsgType, writeCallPrefix } from "../src/transport/shm/frame.js";
 import type { Message } from "../src/wire/message.js";
+import { ConnectionClosedError } from "../src/session/errors.js";
+import { channelKey, ShmFlowControl, ShmReceiveCredit, ShmSendCredit, type CreditHost } from "../src/transport/shm/flow.js";
+import type { ChannelTable } from "../src/transport/shm/segment.js";
 
 describe("SHM frame payloads", () => {
   test("msg_type values and the slot-reference flag are the spec's", () => {
@@ -93,5 +96,131 @@ describe("SHM frame payloads", () => {
     }
     // The largest safe conn_id is accepted.
     assert.equal((decodeFrame(MsgType.Close, 1, 0n, connIdBytes(Number.MAX_SAFE_INTEGER)) as { connId: number }).connId, Number.MAX_SAFE_INTEGER);
+  });
+});
+
+describe("SHM credit objects (flow.ts) against a fake channel table", () => {
+  function fakeHost(granted = 0) {
+    const log: string[] = [];
+    const state = { granted, grants: 0 };
+    const host: CreditHost = {
+      table: {
+        granted: () => state.granted >>> 0,
+        grant: (_t: number, n: number) => {
+          state.grants += n;
+          return 0;
+        },
+      } as unknown as ChannelTable,
+      disposed: (key) => log.push(`disposed ${key}`),
+      waiting: (_c, on) => log.push(`waiting ${on}`),
+      granted: () => log.push("granted"),
+      attach: (key) => {
+        log.push(`attach ${key}`);
+        return 3;
+      },
+    };
+    return { host, log, state };
+  }
+
+  test("the backend attaches each credit object under connId * 2^32 + channelId", () => {
+    assert.equal(channelKey(0, 5), 5);
+    assert.equal(channelKey(2, 7), 2 * 0x100000000 + 7);
+    const { host, log } = fakeHost(100);
+    const fc = new ShmFlowControl(host);
+    const s = fc.sender(1, 9, 0) as ShmSendCredit;
+    const r = fc.receiver(1, 10, 100, () => 0) as ShmReceiveCredit;
+    assert.deepEqual(log, [`attach ${channelKey(1, 9)}`, `attach ${channelKey(1, 10)}`]);
+    assert.equal(s.t, 3);
+    assert.equal(r.t, 3);
+    assert.equal(s.key, channelKey(1, 9));
+    assert.equal(s.available, 100);
+  });
+
+  test("send credit: nothing before the channel is mapped or once dead; a corrupt (negative) balance reads as none", () => {
+    const { host, state } = fakeHost(50);
+    const s = new ShmSendCredit(host, 1);
+    assert.equal(s.available, 0, "not mapped yet");
+    s.t = 3;
+    assert.equal(s.available, 50);
+    assert.equal(s.acquire(20), undefined);
+    assert.equal(s.available, 30);
+    state.granted = 10; // granted_total went backwards: corruption
+    assert.equal(s.available, 0);
+    state.granted = 50;
+    s.fail(new Error("gone"));
+    assert.equal(s.available, 0, "dead");
+  });
+
+  test("send credit: `ready` tells whether the first waiter fits; poll lets it through and reports the end of waiting", async () => {
+    const { host, log, state } = fakeHost(10);
+    const s = new ShmSendCredit(host, 1);
+    s.t = 3;
+    assert.equal(s.ready, false, "no waiter");
+    const w1 = s.acquire(30)!;
+    const w2 = s.acquire(5)!;
+    assert.deepEqual(log, ["waiting true"]);
+    assert.equal(s.ready, false, "30 B do not fit in 10");
+    state.granted = 33; // w1 fits, then 3 B are left: w2 (5 B) keeps waiting
+    assert.equal(s.ready, true);
+    assert.equal(s.poll(), true);
+    await w1;
+    assert.deepEqual(log, ["waiting true"], "w2 still waits: no 'waiting false' yet");
+    state.granted = 35;
+    assert.equal(s.poll(), true);
+    await w2;
+    assert.deepEqual(log, ["waiting true", "waiting false"]);
+    assert.equal(s.poll(), false, "nobody left");
+  });
+
+  test("send credit: dispose fails waiters and tells the host once; detach fails them with ConnectionClosedError", async () => {
+    const { host, log } = fakeHost(0);
+    const s = new ShmSendCredit(host, 8);
+    s.t = 3;
+    const w = s.acquire(1)!;
+    s.dispose(new Error("reset"));
+    await assert.rejects(w, /reset/);
+    s.dispose(new Error("again"));
+    assert.deepEqual(log, ["waiting true", "waiting false", "disposed 8"], "dispose reports once");
+    const s2 = new ShmSendCredit(host, 9);
+    s2.t = 3;
+    const w2 = s2.acquire(1)!;
+    s2.detach();
+    assert.equal(s2.t, 0);
+    await assert.rejects(w2, (e: unknown) => e instanceof ConnectionClosedError);
+    const s3 = new ShmSendCredit(host, 10);
+    s3.t = 3;
+    s3.fail(new Error("first"));
+    s3.fail(new Error("second"));
+    await assert.rejects(s3.acquire(1)!, /first/);
+    s3.detach();
+    await assert.rejects(s3.acquire(1)!, /first/, "detach after a failure keeps the first reason");
+    s3.dispose(new Error("late"));
+    assert.equal(log.filter((l) => l === "disposed 10").length, 0, "a failed credit is not disposed again");
+  });
+
+  test("receive credit: grants go to the table and wake the sender; dispose reports once; detach stops granting", () => {
+    const { host, log, state } = fakeHost(0);
+    let buffered = 0;
+    const r = new ShmReceiveCredit(host, 4, 100, () => buffered);
+    r.t = 3;
+    assert.equal(r.onData(100), true);
+    buffered = 0;
+    r.onConsumed(100);
+    assert.equal(state.grants, 100);
+    assert.deepEqual(log, ["granted"]);
+    r.detach();
+    assert.equal(r.onData(100), true);
+    r.onConsumed(100);
+    assert.equal(state.grants, 100, "no grant after detach");
+    r.dispose();
+    r.dispose();
+    assert.deepEqual(log, ["granted", "disposed 4"]);
+    const r2 = new ShmReceiveCredit(host, 5, 100, () => 0);
+    r2.t = 3;
+    r2.dispose();
+    assert.equal(r2.t, 0, "a disposed receive credit is unmapped");
+    assert.equal(r2.onData(100), true);
+    r2.onConsumed(100);
+    assert.equal(state.grants, 100, "no grant after dispose");
   });
 });

@@ -139,6 +139,8 @@ export function decodeFrame(type: number, id: number, methodId: bigint, payload:
       const connId = r.varintSafe();
       const metadata = readMetadata(r);
       const n = r.length(1);
+      // mutation: equivalent — `new Array()` instead of `new Array(n)` ends the same: every index
+      // 0..n-1 is assigned below, in order (the size is only a preallocation hint).
       const channels: number[] = new Array(n);
       for (let i = 0; i < n; i++) channels[i] = r.varintSafe();
       const body = r.bytesView();
