@@ -117,7 +117,12 @@ for (const kind of ["counter", "shm"] as const) {
             await tick();
             checkInvariant(h, window, "drained, after the idle top-up");
             if (kind === "shm") assert.ok(c.outstanding >= window - window / 8, `drained: sender holds ${c.outstanding} of ${window}`);
-            else assert.equal(c.outstanding, window, "drained: the sender holds the whole window again");
+            else
+              assert.ok(
+                // Under 1/16 of the window in use, the idle top-up waits longer (SMALL_USE_IDLE_MS).
+                c.outstanding === window || window - c.outstanding < window / 16,
+                `drained: the sender holds the whole window again (or all but a sixteenth): ${c.outstanding} of ${window}`,
+              );
           } finally {
             c.dispose();
           }

@@ -32,7 +32,8 @@ describe("SHM frame payloads", () => {
     assert.deepEqual([...controlPayload({ type: "Cancel", connId: 3, requestId: 9 })], [3, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual([...controlPayload({ type: "Close", connId: 1, channelId: 9 })], [1, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual([...controlPayload({ type: "Reset", connId: 258, channelId: 9 })], [2, 1, 0, 0, 0, 0, 0, 0]);
-    assert.deepEqual([...controlPayload({ type: "Goodbye", connId: 0, reason: "bye é" })], [...new TextEncoder().encode("bye é")]);
+    // Goodbye: a postcard String (length, UTF-8), as the spec says.
+    assert.deepEqual([...controlPayload({ type: "Goodbye", connId: 0, reason: "bye é" })], [6, ...new TextEncoder().encode("bye é")]);
     assert.deepEqual([...controlPayload({ type: "Connect", requestId: 1, metadata: [["k", "v"]] })], [1, 1, 107, 0, 1, 118]);
     assert.deepEqual([...controlPayload({ type: "Accept", requestId: 1, connId: 5, metadata: [] })], [5, 0]);
     assert.deepEqual([...controlPayload({ type: "Reject", requestId: 1, reason: "no", metadata: [["n", 7n]] })], [2, 110, 111, 1, 1, 110, 2, 7]);
@@ -60,7 +61,7 @@ describe("SHM frame payloads", () => {
       [MsgType.Data, 5, 0n, Uint8Array.of(...connIdBytes(1), 0xaa, 0xbb), { type: "Data", connId: 1, channelId: 5, payload: Uint8Array.of(0xaa, 0xbb) }],
       [MsgType.Close, 5, 0n, connIdBytes(0), { type: "Close", connId: 0, channelId: 5 }],
       [MsgType.Reset, 6, 0n, connIdBytes(3), { type: "Reset", connId: 3, channelId: 6 }],
-      [MsgType.Goodbye, 2, 0n, new TextEncoder().encode("done"), { type: "Goodbye", connId: 2, reason: "done" }],
+      [MsgType.Goodbye, 2, 0n, controlPayload({ type: "Goodbye", connId: 2, reason: "done" }), { type: "Goodbye", connId: 2, reason: "done" }],
       [MsgType.Connect, 1, 0n, controlPayload({ type: "Connect", requestId: 1, metadata: [["t", "a"]] }), { type: "Connect", requestId: 1, metadata: [["t", "a"]] }],
       [MsgType.Accept, 1, 0n, controlPayload({ type: "Accept", requestId: 1, connId: 4, metadata: [] }), { type: "Accept", requestId: 1, connId: 4, metadata: [] }],
       [MsgType.Reject, 1, 0n, controlPayload({ type: "Reject", requestId: 1, reason: "full", metadata: [] }), { type: "Reject", requestId: 1, reason: "full", metadata: [] }],
