@@ -153,6 +153,9 @@ describe("SHM across processes", { skip }, () => {
         // keep reading
       }
     })();
+    // Wait for the channels to flow (counted, not a fixed sleep: a loaded machine may need longer).
+    for (let i = 0; i < 2000 && !(sent > 0 && received > 0); i++) await sleep(5);
+    assert.ok(sent > 0 && received > 0, "the channels were flowing");
     const inFlight = { hanging, summing, sending, generating, receiving, blocking, bulk };
     // Observe every outcome from now on (they all fail once the guest dies).
     const outcomes = Object.entries(inFlight).map(([what, p]) =>
@@ -165,8 +168,6 @@ describe("SHM across processes", { skip }, () => {
         what,
       ),
     );
-    await sleep(200);
-    assert.ok(sent > 0 && received > 0, "the channels were flowing");
     killedAt = performance.now();
     child.kill("SIGKILL");
     await within(died, 1000, "onDeath");
