@@ -35,6 +35,10 @@ import { fileURLToPath } from "node:url";
 import { B, BIPBUF_HEADER_SIZE, CH, CHANNEL_ENTRY_SIZE, FRAME_HEADER_SIZE, H, MAGIC, P, PEER_ENTRY_SIZE } from "../../src/transport/shm/layout.js";
 import { requireNativeShm } from "../../src/transport/shm/native.js";
 
+// `node --test dist/test/` also loads this file as if it were a test (it sits under test/): without the
+// spawn arguments it is not a guest launch, so it ends at once, as test/helpers/shm-guest.ts does.
+if (!process.argv.some((a) => a.startsWith("--hub-path="))) process.exit(0);
+
 const ids = JSON.parse(readFileSync(fileURLToPath(new URL("../../../test/fixtures/testbed/method-ids.json", import.meta.url)), "utf8")) as Record<string, string>;
 const ECHO = BigInt(ids["echo"]!);
 const SUM = BigInt(ids["sum"]!);
