@@ -34,5 +34,5 @@ if (transport === "unix") {
 } else {
   server = await listenTcp({ port: 0, dispatcher, initialChannelCredit: credit, maxPayloadSize: 4 * 1024 * 1024 });
   exitWithParent(() => server.close());
-  announceReady({ addr: server.address });
+  announceReady({ addr: `127.0.0.1:${server.port}` }); // host:port, as bench/roam/clients.ts parses it
 }

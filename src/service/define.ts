@@ -27,13 +27,28 @@ export interface Arg<T> {
   readonly argName: string;
   readonly schema: Schema<T>;
 }
-export function arg<T>(name: string, schema: Schema<T>): Arg<T> {
-  return { argName: name, schema };
+
+/** Arguments created while `method(signature)` evaluates its parameter defaults (see below). */
+let recording: Arg<any>[] | null = null;
+
+/**
+ * An argument: `arg("dividend", t.i64)` in a list, or `arg(t.i64)` as a parameter default of
+ * `method((dividend = arg(t.i64)) => …)`, where the parameter's own name is the argument name.
+ */
+export function arg<T>(name: string, schema: Schema<T>): Arg<T>;
+export function arg<T>(schema: Schema<T>): Arg<T>;
+export function arg<T>(nameOrSchema: string | Schema<T>, schema?: Schema<T>): Arg<T> {
+  const a: Arg<T> =
+    typeof nameOrSchema === "string" ? { argName: nameOrSchema, schema: schema! } : { argName: "", schema: nameOrSchema };
+  if (!(a.schema instanceof Schema)) throw new TypeError(`arg(${typeof nameOrSchema === "string" ? JSON.stringify(nameOrSchema) + ", " : ""}…): not a schema`);
+  recording?.push(a);
+  return a;
 }
 
 export type ArgSpec = Schema<any> | Arg<any>;
+/** The argument values of a method, positionally; labels of a labelled tuple `A` are kept. */
 export type InferArgs<A extends readonly ArgSpec[]> = {
-  -readonly [K in keyof A]: A[K] extends Arg<infer T> ? T : A[K] extends Schema<infer T> ? T : never;
+  -readonly [K in keyof A]-?: A[K] extends Arg<infer T> | undefined ? T : A[K] extends Schema<infer T> ? T : never;
 };
 
 /** The spec of one method before the service computes its id. */
@@ -43,20 +58,90 @@ export interface MethodSpec<A extends readonly ArgSpec[], R extends Schema<any>>
   readonly doc?: string | undefined;
 }
 
+/** A method written as a signature: parameter names are the argument names, defaults their schemas. */
+export type MethodSignature = (...args: any) => Schema<any>;
+/** The parameters of a signature as a labelled tuple of `Arg`s (the labels become the client's parameter names). */
+export type SignatureArgs<F extends MethodSignature> = Extract<RequiredArgs<Parameters<F>>, readonly ArgSpec[]>;
+/** Generic on purpose: only a mapped type over a type parameter maps a tuple to a tuple (keeping its labels). */
+type RequiredArgs<P> = { -readonly [K in keyof P]-?: Exclude<P[K], undefined> };
+
 /**
- * Declares a method: `method([arg("a", t.i32), arg("b", t.i32)], t.i64)`.
+ * Declares a method, in one of two forms.
+ *
+ * As a signature — the form that gives the client and handler parameters their names in
+ * editor hints (`divide(a: bigint, b: bigint, options?)`), because TypeScript takes tuple
+ * labels only from parameter names, never from strings:
+ *
+ *   method((a = arg(t.i64), b = arg(t.i64)) => t.i64)
+ *
+ * As a list: `method([arg("a", t.i64), arg("b", t.i64)], t.i64)` (or bare schemas); the
+ * same method id, but hints show `args_0, args_1`.
  *
  * Direction of channels follows the Rust trait (the handler's view):
  * `t.rx(T)` — the handler receives, the caller sends; `t.tx(T)` — the handler
  * sends, the caller receives. A `t.result(T, E)` return makes the method
  * fallible with user error type E.
  */
-export function method<const A extends readonly ArgSpec[], R extends Schema<any>>(
-  args: A,
-  returns: R,
-  doc?: string,
-): MethodSpec<A, R> {
-  return { args, returns, doc };
+export function method<const A extends readonly ArgSpec[], R extends Schema<any>>(args: A, returns: R, doc?: string): MethodSpec<A, R>;
+// `F` has no call-signature constraint on purpose: one would type the parameters contextually
+// (as `any`) instead of from their `arg(…)` defaults.
+export function method<F extends Function>(signature: F, doc?: string): F extends MethodSignature ? MethodSpec<SignatureArgs<F>, ReturnType<F>> : never;
+export function method(argsOrSignature: readonly ArgSpec[] | MethodSignature, returnsOrDoc?: Schema<any> | string, doc?: string): MethodSpec<readonly ArgSpec[], Schema<any>> {
+  if (typeof argsOrSignature !== "function") return { args: argsOrSignature, returns: returnsOrDoc as Schema<any>, doc };
+  const names = parameterNames(argsOrSignature);
+  const outer = recording;
+  recording = [];
+  let returns: unknown;
+  let args: Arg<any>[];
+  try {
+    returns = (argsOrSignature as () => unknown)();
+    args = recording;
+  } finally {
+    recording = outer;
+  }
+  if (!(returns instanceof Schema)) throw new TypeError("method((…) => T): the signature must return the method's return schema");
+  if (names !== null && names.length !== args.length) {
+    throw new TypeError(`method((…) => …): every parameter needs a default \`arg(schema)\` (found ${names.length} parameters, ${args.length} arg() calls)`);
+  }
+  const named = args.map((a, i) => ({ argName: a.argName || names?.[i] || `arg${i}`, schema: a.schema }));
+  return { args: named, returns: returns as Schema<any>, doc: typeof returnsOrDoc === "string" ? returnsOrDoc : doc };
+}
+
+/**
+ * Parameter names of a function from its source (`(a = arg(t.i64), b = …) => …`), or null when
+ * the source is not available (native/bound functions). Names are documentation only, so a
+ * minified build that renames parameters still works; it only shows other names.
+ */
+function parameterNames(fn: Function): string[] | null {
+  const src = Function.prototype.toString.call(fn);
+  const open = src.indexOf("(");
+  if (open < 0) return null;
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: string | null = null;
+  let start = open + 1;
+  for (let i = open + 1; i < src.length; i++) {
+    const ch = src[i]!;
+    if (quote !== null) {
+      if (ch === "\\") i++;
+      else if (ch === quote) quote = null;
+      continue;
+    }
+    if (ch === '"' || ch === "'" || ch === "`") quote = ch;
+    else if (ch === "(" || ch === "[" || ch === "{") depth++;
+    else if (ch === ")" || ch === "]" || ch === "}") {
+      if (depth === 0) {
+        parts.push(src.slice(start, i));
+        break;
+      }
+      depth--;
+    } else if (ch === "," && depth === 0) {
+      parts.push(src.slice(start, i));
+      start = i + 1;
+    }
+  }
+  const names = parts.map((p) => /^\s*([A-Za-z_$][\w$]*)/.exec(p)?.[1] ?? "").filter((n, i) => n !== "" || parts[i]!.trim() !== "");
+  return names.length === 1 && names[0] === "" ? [] : names;
 }
 
 /** Success type of a return schema (unwraps Result). */

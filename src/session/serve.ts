@@ -27,7 +27,7 @@ export type HandlerResult<M> = [ClientError<M>] extends [never] ? Awaitable<Clie
 /** The implementation of a service: one (async) function per method, arguments then context. */
 export type Implementation<S extends MethodSpecs> = {
   [K in keyof ServiceDescriptor<S>["methods"]]: (
-    ...args: [...ClientArgs<ServiceDescriptor<S>["methods"][K]>, CallContext]
+    ...args: [...ClientArgs<ServiceDescriptor<S>["methods"][K]>, ctx: CallContext]
   ) => HandlerResult<ServiceDescriptor<S>["methods"][K]>;
 };
 

@@ -8,6 +8,7 @@
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as net from "node:net";
+import * as nodePath from "node:path";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Dispatcher } from "../session/connection.js";
 import { Link } from "../session/link.js";
@@ -26,13 +27,24 @@ export interface ServerOptions extends PeerOptions {
   onLink?: (link: Link) => void;
 }
 
-/** A listening roam server; `close()` stops listening and closes every link. */
+/** `host` as it appears in a URL: IPv6 addresses go in brackets. */
+function urlHost(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * A listening roam server; `close()` stops listening and closes every link.
+ * `address` is a URL for every transport: `tcp://127.0.0.1:4000`, `unix:///run/app.sock`,
+ * `ws://127.0.0.1:8080/` (the WebSocket one is what `connectWebSocket` takes); `port`
+ * (TCP, WebSocket) and `path` (Unix) give the parts.
+ */
 export class RoamServer {
   readonly links = new Set<Link>();
   private closing = false;
 
   constructor(
     private readonly stopListening: () => Promise<void>,
+    /** A URL: `tcp://host:port`, `unix:///path`, `ws://host:port/path`. */
     readonly address: string,
     readonly port: number | undefined,
     readonly path: string | undefined,
@@ -107,7 +119,7 @@ export async function listenTcp(o: ServerOptions & { host?: string; port?: numbe
   const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`)));
   await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
   const addr = server.address() as net.AddressInfo;
-  rs = new RoamServer(() => closeNetServer(server), `${host}:${addr.port}`, addr.port, undefined, o, limits);
+  rs = new RoamServer(() => closeNetServer(server), `tcp://${urlHost(host)}:${addr.port}`, addr.port, undefined, o, limits);
   return rs;
 }
 
@@ -131,7 +143,7 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
         // already gone
       }
     },
-    o.path,
+    `unix://${encodeURI(nodePath.resolve(o.path))}`,
     undefined,
     o.path,
     o,
@@ -174,7 +186,7 @@ export async function listenWebSocket(
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       if (ownsServer) await closeNetServer(httpServer);
     },
-    `ws://${host}:${addr.port}${o.path ?? "/"}`,
+    `ws://${urlHost(host)}:${addr.port}${o.path ?? "/"}`,
     addr.port,
     undefined,
     o,
