@@ -14,9 +14,10 @@ import * as path from "node:path";
 import { err, type UserError } from "../../src/session/errors.js";
 import { serve, type ImplementationOf } from "../../src/session/serve.js";
 import { listenUnix, type RoamServer } from "../../src/transport/node.js";
-import { flowSettings, resolveFlow, type FlowConfig } from "./config.js";
+import { ConfigError, flowSettings, resolveFlow, type FlowConfig } from "./config.js";
 import { isSignalName, PtySession, resolveCommand, SpawnError, type SpawnSpec } from "./session.js";
-import { MAX_DIMENSION, PtyService, type CreateOptions, type DaemonInfo, type PtyError } from "./service.js";
+import { MAX_DIMENSION, PtyService, type CreateOptions, type DaemonInfo, type PtyError, type SizePolicy } from "./service.js";
+import { packageVersion } from "./version.js";
 import { startWebServer, type WebServer } from "./web-server.js";
 
 export interface DaemonOptions {
@@ -32,6 +33,22 @@ export interface DaemonOptions {
   keepExited?: number;
   /** Log line sink (default: nothing). */
   log?: (line: string) => void;
+  /** How a session's size follows its clients (default: $ROAM_PTY_SIZE_POLICY, else "smallest"). */
+  sizePolicy?: SizePolicy;
+}
+
+/** `smallest` or `latest`; anything else is an error (a typo must not pass silently). */
+export function parseSizePolicy(v: string, from: string): SizePolicy {
+  if (v === "smallest" || v === "latest") return v;
+  throw new ConfigError(`${from} must be "smallest" or "latest", got ${JSON.stringify(v)}`);
+}
+
+/** Session names are unique, never all digits (so they cannot be mistaken for ids), printable. */
+export function checkSessionName(name: string): string | null {
+  if (name.length === 0 || name.length > 64) return "a session name has 1 to 64 characters";
+  if (/^\d+$/.test(name)) return `a session name cannot be all digits (${JSON.stringify(name)} would read as an id)`;
+  if (/[\s\x00-\x1f\x7f]/.test(name)) return `a session name has no spaces or control characters, got ${JSON.stringify(name)}`;
+  return null;
 }
 
 export interface ListenOptions {
@@ -54,6 +71,7 @@ export function defaultSocketPath(env: Record<string, string | undefined> = proc
 
 export class PtyDaemon {
   readonly flow: FlowConfig;
+  readonly sizePolicy: SizePolicy;
   private readonly sessions = new Map<number, PtySession>();
   private nextSessionId = 1;
   private readonly servers: RoamServer[] = [];
@@ -63,7 +81,10 @@ export class PtyDaemon {
   private readonly log: (line: string) => void;
 
   constructor(private readonly options: DaemonOptions = {}) {
-    this.flow = resolveFlow(options.flow ?? {}, options.env ?? process.env);
+    const env = options.env ?? process.env;
+    this.flow = resolveFlow(options.flow ?? {}, env);
+    const policy = options.sizePolicy ?? env["ROAM_PTY_SIZE_POLICY"];
+    this.sizePolicy = policy ? parseSizePolicy(policy, options.sizePolicy ? "sizePolicy" : "ROAM_PTY_SIZE_POLICY") : "smallest";
     this.log = options.log ?? (() => {});
   }
 
@@ -121,6 +142,32 @@ export class PtyDaemon {
     return s ?? err({ tag: "UnknownSession", value: id });
   }
 
+  private byName(name: string): PtySession | undefined {
+    for (const s of this.sessions.values()) if (s.name === name) return s;
+    return undefined;
+  }
+
+  /** An id (digits) or a name. */
+  private find(target: string): PtySession | UserError<PtyError> {
+    if (/^\d+$/.test(target)) {
+      const id = Number(target);
+      return id <= 0xffff_ffff ? this.lookup(id) : err({ tag: "UnknownName", value: target });
+    }
+    return this.byName(target) ?? err({ tag: "UnknownName", value: target });
+  }
+
+  /** A free default name: the command's base name, else base-ID, else base-ID-N. */
+  private defaultName(base: string, id: number): string {
+    const clean = base.replace(/[\s\x00-\x1f\x7f]/g, "_").slice(0, 48) || "session";
+    const stem = /^\d+$/.test(clean) ? `${clean}_` : clean;
+    if (!this.byName(stem)) return stem;
+    for (let i = 0; i < 1000; i++) {
+      const n = i === 0 ? `${stem}-${id}` : `${stem}-${id}-${i}`;
+      if (!this.byName(n)) return n;
+    }
+    return `${stem}-${id}-${Date.now()}`;
+  }
+
   private checkSize(cols: number, rows: number): UserError<PtyError> | null {
     if (cols < 1 || rows < 1 || cols > MAX_DIMENSION || rows > MAX_DIMENSION) return err({ tag: "InvalidSize", value: { cols, rows } });
     return null;
@@ -159,8 +206,13 @@ export class PtyDaemon {
       if (e instanceof SpawnError) return err({ tag: e.kind, value: e.message });
       throw e;
     }
-    const spec: SpawnSpec = { command: resolved, args: o.args, cwd, env, cols, rows, name: o.name || path.basename(command) };
+    if (o.name !== null && o.name !== "") {
+      const bad = checkSessionName(o.name);
+      if (bad) return err({ tag: "InvalidArgument", value: bad });
+      if (this.byName(o.name)) return err({ tag: "NameInUse", value: o.name });
+    }
     const id = this.nextSessionId++;
+    const spec: SpawnSpec = { command: resolved, args: o.args, cwd, env, cols, rows, name: o.name || this.defaultName(path.basename(command), id) };
     let session: PtySession;
     try {
       session = new PtySession(id, spec, this.flow, { exited: (s) => this.onExited(s), error: (s, e) => this.log(`session ${s.id}: unexpected error: ${(e as Error)?.stack ?? String(e)}`) });
@@ -168,6 +220,7 @@ export class PtyDaemon {
       if (e instanceof SpawnError) return err({ tag: e.kind, value: e.message });
       return err({ tag: "SpawnFailed", value: (e as Error).message });
     }
+    session.sizePolicy = this.sizePolicy;
     this.sessions.set(id, session);
     this.log(`session ${id}: ${resolved} ${o.args.join(" ")} (pid ${session.pid})`);
     return session;
@@ -187,6 +240,8 @@ export class PtyDaemon {
     for (const s of this.sessions.values()) clients += s.clients.size;
     return {
       pid: process.pid,
+      version: packageVersion(),
+      sizePolicy: this.sizePolicy,
       socketPath: this.socketPath,
       webUrl: this.web?.url ?? null,
       rssBytes: mem.rss,
@@ -207,15 +262,23 @@ export class PtyDaemon {
       const s = this.lookup(id);
       return s instanceof PtySession ? s.info() : s;
     },
+    find: (target) => {
+      const s = this.find(target);
+      return s instanceof PtySession ? s.info() : s;
+    },
     attach: async (id, options, output, events, ctx) => {
       const s = this.lookup(id);
       if (!(s instanceof PtySession)) return s;
       if (options.cols !== 0 || options.rows !== 0) {
         const bad = this.checkSize(options.cols, options.rows);
         if (bad) return bad;
-        if (s.isRunning && (options.cols !== s.cols || options.rows !== s.rows)) s.resize(options.cols, options.rows);
       }
-      const c = s.attach(nextClientId++, output, events, options.replay, ctx.connection.initialCredit);
+      if (options.detachOthers) for (const other of [...s.clients.values()]) void other.stop({ tag: "Detached" });
+      const c = s.attach(nextClientId++, output, events, options.replay, ctx.connection.initialCredit, {
+        cols: options.cols,
+        rows: options.rows,
+        readOnly: options.readOnly,
+      });
       const onAbort = () => void c.stop({ tag: "Detached" });
       ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {
@@ -237,6 +300,30 @@ export class PtyDaemon {
       if (!(s instanceof PtySession)) return s;
       if (!s.isRunning) return err({ tag: "SessionExited", value: s.exitStatus! });
       s.write(data);
+      return undefined;
+    },
+    input: (id, clientId, data) => {
+      const s = this.lookup(id);
+      if (!(s instanceof PtySession)) return s;
+      const c = s.clients.get(clientId);
+      if (!c) return err({ tag: "UnknownClient", value: clientId });
+      if (c.readOnly) return err({ tag: "ReadOnly", value: clientId });
+      if (!s.isRunning) return err({ tag: "SessionExited", value: s.exitStatus! });
+      s.write(data);
+      if (s.sizePolicy === "latest" && data.length > 0) {
+        s.touch(c);
+        s.applySizePolicy();
+      }
+      return undefined;
+    },
+    resizeClient: (id, clientId, cols, rows) => {
+      const s = this.lookup(id);
+      if (!(s instanceof PtySession)) return s;
+      const c = s.clients.get(clientId);
+      if (!c) return err({ tag: "UnknownClient", value: clientId });
+      const bad = this.checkSize(cols, rows);
+      if (bad) return bad;
+      s.clientResized(c, cols, rows);
       return undefined;
     },
     resize: (id, cols, rows) => {

@@ -61,9 +61,17 @@ export interface NewSessionOptions {
 export interface AttachOptions {
   /** Replay the scrollback first (default true). */
   replay?: boolean;
-  /** Resize the session to this size on attach (both or neither). */
+  /**
+   * This client's terminal size (both or neither). The session's size follows the daemon's
+   * size policy over its clients' sizes (`smallest` by default); without a size this client
+   * takes no part. `Attachment.resize` reports a new size.
+   */
   cols?: number;
   rows?: number;
+  /** A viewer: `write` is refused by the daemon (`ReadOnly`). */
+  readOnly?: boolean;
+  /** Detach every other client of the session first (like `tmux attach -d`). */
+  detachOthers?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -98,11 +106,17 @@ export class PtyClient {
     return this.rpc.info(session, call);
   }
 
+  /** A session by id or name ("3", "work"); rejects with UnknownSession / UnknownName. */
+  find(target: string | number, call?: CallOptions): Promise<SessionInfo> {
+    return this.rpc.find(String(target), call);
+  }
+
   /** Writes input (keystrokes, pasted text) to the session. */
   write(session: number, data: string | Uint8Array, call?: CallOptions): Promise<void> {
     return this.rpc.write(session, typeof data === "string" ? encoder.encode(data) : data, call);
   }
 
+  /** Sets the session's size now (attached clients' sizes take over again when one changes). */
   resize(session: number, cols: number, rows: number, call?: CallOptions): Promise<void> {
     return this.rpc.resize(session, cols, rows, call);
   }
@@ -150,19 +164,23 @@ export class PtyClient {
     const [outTx, outRx] = channel<Uint8Array>();
     const [evTx, evRx] = channel<AttachEvent>();
     const abort = new AbortController();
-    const call = this.rpc.attach(session, { replay: o.replay ?? true, cols: o.cols ?? 0, rows: o.rows ?? 0 }, outTx, evTx, { signal: abort.signal });
+    const options = { replay: o.replay ?? true, cols: o.cols ?? 0, rows: o.rows ?? 0, readOnly: o.readOnly ?? false, detachOthers: o.detachOthers ?? false };
+    const call = this.rpc.attach(session, options, outTx, evTx, { signal: abort.signal });
     const first = evRx.next().then((r) => (r.done ? null : r.value));
     // Whichever comes first: the Attached event, or the call failing.
     const outcome = await Promise.race([first.then((ev) => ({ ev })), call.then((reason) => ({ reason }))]);
     // A short attachment (an exited session) may complete in the same turn as
     // its Attached event arrives: the event is then already in the channel.
     const ev = "ev" in outcome ? outcome.ev : await first.catch(() => null);
+    // No event at all: the call failed (UnknownSession, InvalidSize, …) and closed the event
+    // channel on its way; its own error says why.
+    if (ev === null && "ev" in outcome) await call;
     if (ev === null && "reason" in outcome) throw new Error(`attach ended before it started: ${outcome.reason.tag}`);
     if (!ev || ev.tag !== "Attached") {
       abort.abort();
       throw new Error(`unexpected first attach event ${ev?.tag ?? "(none)"}`);
     }
-    return new Attachment(this, session, ev.value.clientId, ev.value.session, ev.value.replayBytes, outRx, evRx, call, abort);
+    return new Attachment(this, session, ev.value.clientId, ev.value.session, ev.value.replayBytes, outRx, evRx, call, abort, options.readOnly);
   }
 }
 
@@ -196,6 +214,8 @@ export class Attachment implements AsyncIterable<Uint8Array> {
     private readonly events: Rx<AttachEvent>,
     call: Promise<DetachReason>,
     private readonly abort: AbortController,
+    /** Attached read-only: `write` is refused. */
+    readonly readOnly = false,
   ) {
     this.done = call.catch((e: unknown) => {
       if (this.detaching && (e instanceof CancelledError || e instanceof RoamError)) return { tag: "Detached" } as DetachReason;
@@ -353,12 +373,14 @@ export class Attachment implements AsyncIterable<Uint8Array> {
     return this.done;
   }
 
+  /** Input as this client (refused for a read-only attachment; counts as its activity). */
   write(data: string | Uint8Array): Promise<void> {
-    return this.client.write(this.sessionId, data);
+    return this.client.rpc.input(this.sessionId, this.clientId, typeof data === "string" ? encoder.encode(data) : data);
   }
 
+  /** This client's terminal size changed; the daemon recomputes the session's size. */
   resize(cols: number, rows: number): Promise<void> {
-    return this.client.resize(this.sessionId, cols, rows);
+    return this.client.rpc.resizeClient(this.sessionId, this.clientId, cols, rows);
   }
 
   /** Detaches (cancels the attach call); the session keeps running. */

@@ -10,7 +10,7 @@
  *   await a.write("echo hi\n");
  *   for await (const chunk of a) process.stdout.write(chunk);
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,24 +54,40 @@ export class PtyConnection extends PtyClient {
 
 const CLI_PATH = fileURLToPath(new URL("./cli.js", import.meta.url));
 
-function isAbsent(e: unknown): boolean {
+/** True when `e` says nobody listens on the socket (no file, or a stale one). */
+export function isNoServer(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException)?.code;
   return code === "ENOENT" || code === "ECONNREFUSED";
 }
+const isAbsent = isNoServer;
 
-/** Spawns `roam-pty daemon` detached from this process; its log goes next to the socket. */
-export function spawnDaemon(socketPath: string, args: string[] = [], env: Record<string, string | undefined> = process.env): number {
+/** Where a daemon on `socketPath` logs and writes its pid, unless told otherwise. */
+export function daemonFiles(socketPath: string): { log: string; pid: string } {
+  return { log: `${socketPath}.log`, pid: `${socketPath}.pid` };
+}
+
+/**
+ * Spawns `roam-pty daemon --foreground` detached from this process: in a session of its own
+ * (setsid, so closing the terminal that started it sends it no SIGHUP), stdin from /dev/null,
+ * stdout and stderr appended to `logPath` (default `<socket>.log`). It writes its pid file
+ * itself. Returns the child process (unref'd).
+ */
+export function spawnDaemon(
+  socketPath: string,
+  args: string[] = [],
+  env: Record<string, string | undefined> = process.env,
+  logPath = daemonFiles(socketPath).log,
+): ChildProcess {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
-  const logPath = `${socketPath}.log`;
   const log = fs.openSync(logPath, "a", 0o600);
   try {
-    const child = spawn(process.execPath, [CLI_PATH, "daemon", "--socket", socketPath, ...args], {
+    const child = spawn(process.execPath, [CLI_PATH, "daemon", "--foreground", "--socket", socketPath, ...args], {
       detached: true,
       stdio: ["ignore", log, log],
       env: env as NodeJS.ProcessEnv,
     });
     child.unref();
-    return child.pid ?? -1;
+    return child;
   } finally {
     fs.closeSync(log);
   }

@@ -105,9 +105,16 @@ export const AttachOptions = t.struct(
   {
     /** Replay the scrollback before the live output. */
     replay: t.bool,
-    /** Resize the session to this size on attach (0 = leave it). */
+    /**
+     * This client's terminal size (0 = it has none and does not take part in sizing). The
+     * session's size follows the daemon's size policy over the attached clients' sizes.
+     */
     cols: t.u16,
     rows: t.u16,
+    /** A viewer (`attach -r`): the daemon refuses its `input`. */
+    readOnly: t.bool,
+    /** Detach every other client of the session first (`attach -d`). */
+    detachOthers: t.bool,
   },
   "AttachOptions",
 );
@@ -142,6 +149,12 @@ export const PtyError = t.enum(
     InvalidSignal: t.string,
     InvalidArgument: t.string,
     LimitReached: t.string,
+    /** No session has this name. */
+    UnknownName: t.string,
+    /** Another session already has this name (names are unique). */
+    NameInUse: t.string,
+    /** `input` from a client attached read-only. */
+    ReadOnly: t.u32,
   },
   "PtyError",
 );
@@ -160,6 +173,10 @@ export const ClientStats = t.struct(
     /** How long this client has been at/over the high watermark (0 when it is not). */
     behindMs: t.f64,
     attachedAtMs: t.f64,
+    /** The client's terminal size (0x0: none). */
+    cols: t.u16,
+    rows: t.u16,
+    readOnly: t.bool,
   },
   "ClientStats",
 );
@@ -197,9 +214,20 @@ export const FlowSettings = t.struct(
   "FlowSettings",
 );
 
+/**
+ * How a session's size follows its clients (like tmux's `window-size`): `smallest` — the
+ * smallest columns and rows of the attached clients, so everyone sees the whole screen;
+ * `latest` — the size of the client that most recently attached, resized or typed.
+ * Recomputed whenever a client attaches, leaves, resizes (or, for `latest`, types).
+ */
+export const SizePolicy = t.literals(["smallest", "latest"], "SizePolicy");
+
 export const DaemonInfo = t.struct(
   {
     pid: t.u32,
+    /** The roam-ts package version of the daemon. */
+    version: t.string,
+    sizePolicy: SizePolicy,
     socketPath: t.option(t.string),
     /** The web terminal's URL (with its access token), when serving WebSocket. */
     webUrl: t.option(t.string),
@@ -213,30 +241,38 @@ export const DaemonInfo = t.struct(
 );
 
 export const PtyService = defineService("RoamPty", {
-  create: method([arg("options", CreateOptions)], t.result(SessionInfo, PtyError)),
-  list: method([], t.list(SessionInfo)),
-  info: method([arg("session", t.u32)], t.result(SessionInfo, PtyError)),
+  create: method((options = arg(CreateOptions)) => t.result(SessionInfo, PtyError)),
+  list: method(() => t.list(SessionInfo)),
+  info: method((session = arg(t.u32)) => t.result(SessionInfo, PtyError)),
+  /** A session by id (digits) or by name: what the CLI accepts wherever it takes a session. */
+  find: method((target = arg(t.string)) => t.result(SessionInfo, PtyError)),
   /**
    * Attaches until detached or the session ends: output on `output`, events
    * on `events`. Cancel the call (or call `detach`) to detach.
    */
   attach: method(
-    [arg("session", t.u32), arg("options", AttachOptions), arg("output", t.tx(t.bytes)), arg("events", t.tx(AttachEvent))],
-    t.result(DetachReason, PtyError),
+    (session = arg(t.u32), options = arg(AttachOptions), output = arg(t.tx(t.bytes)), events = arg(t.tx(AttachEvent))) =>
+      t.result(DetachReason, PtyError),
   ),
-  detach: method([arg("session", t.u32), arg("client", t.u32)], t.result(t.unit, PtyError)),
-  write: method([arg("session", t.u32), arg("data", t.bytes)], t.result(t.unit, PtyError)),
-  resize: method([arg("session", t.u32), arg("cols", t.u16), arg("rows", t.u16)], t.result(t.unit, PtyError)),
+  detach: method((session = arg(t.u32), client = arg(t.u32)) => t.result(t.unit, PtyError)),
+  /** Writes to the session's terminal, from no client in particular. */
+  write: method((session = arg(t.u32), data = arg(t.bytes)) => t.result(t.unit, PtyError)),
+  /** Keystrokes of an attached client: refused for read-only clients; counts as its activity. */
+  input: method((session = arg(t.u32), client = arg(t.u32), data = arg(t.bytes)) => t.result(t.unit, PtyError)),
+  /** Sets the session's size now (until the size policy next recomputes it). */
+  resize: method((session = arg(t.u32), cols = arg(t.u16), rows = arg(t.u16)) => t.result(t.unit, PtyError)),
+  /** An attached client's terminal changed size: the session's size is recomputed by the policy. */
+  resizeClient: method((session = arg(t.u32), client = arg(t.u32), cols = arg(t.u16), rows = arg(t.u16)) => t.result(t.unit, PtyError)),
   /** Sends a signal (default SIGHUP) to the session's process. */
-  kill: method([arg("session", t.u32), arg("signal", t.option(t.string))], t.result(t.unit, PtyError)),
+  kill: method((session = arg(t.u32), signal = arg(t.option(t.string))) => t.result(t.unit, PtyError)),
   /** Resolves when the session's process exits. */
-  wait: method([arg("session", t.u32)], t.result(ExitStatus, PtyError)),
+  wait: method((session = arg(t.u32)) => t.result(ExitStatus, PtyError)),
   /** Forgets an exited session (its scrollback goes with it). */
-  remove: method([arg("session", t.u32)], t.result(t.unit, PtyError)),
-  stats: method([arg("session", t.u32)], t.result(SessionStats, PtyError)),
-  daemonInfo: method([], DaemonInfo),
+  remove: method((session = arg(t.u32)) => t.result(t.unit, PtyError)),
+  stats: method((session = arg(t.u32)) => t.result(SessionStats, PtyError)),
+  daemonInfo: method(() => DaemonInfo),
   /** What the daemon has in flight: links, calls, channels (JSON of the roam diagnostics snapshots). */
-  diagnostics: method([], t.string),
+  diagnostics: method(() => t.string),
 });
 
 export type ExitStatus = Infer<typeof ExitStatus>;
@@ -253,6 +289,7 @@ export type ClientStats = Infer<typeof ClientStats>;
 export type SessionStats = Infer<typeof SessionStats>;
 export type FlowSettings = Infer<typeof FlowSettings>;
 export type DaemonInfo = Infer<typeof DaemonInfo>;
+export type SizePolicy = Infer<typeof SizePolicy>;
 
 /** Largest accepted terminal dimension. */
 export const MAX_DIMENSION = 4096;
@@ -278,6 +315,12 @@ export function describePtyError(e: PtyError): string {
       return e.value;
     case "LimitReached":
       return e.value;
+    case "UnknownName":
+      return `no session named ${JSON.stringify(e.value)}`;
+    case "NameInUse":
+      return `a session named ${JSON.stringify(e.value)} already exists (names are unique)`;
+    case "ReadOnly":
+      return `client ${e.value} is attached read-only`;
   }
 }
 

@@ -24,7 +24,7 @@ import type { Tx } from "../../src/session/channels.js";
 import { EncodeFailedError, RoamError } from "../../src/session/errors.js";
 import type { FlowConfig } from "./config.js";
 import { OutputStore } from "./store.js";
-import type { AttachEvent, DetachReason, ExitStatus, PressureLevel, SessionInfo, SessionStats } from "./service.js";
+import type { AttachEvent, DetachReason, ExitStatus, PressureLevel, SessionInfo, SessionStats, SizePolicy } from "./service.js";
 
 type NodePty = typeof import("node-pty");
 let nodePty: NodePty | null = null;
@@ -173,6 +173,13 @@ export class ClientAttachment {
   behindSince: number | null = null;
   detachTimer: ReturnType<typeof setTimeout> | null = null;
   sentBytes = 0;
+  /** This client's terminal size (0x0: none; it takes no part in sizing). */
+  cols = 0;
+  rows = 0;
+  /** A viewer: its input is refused. */
+  readOnly = false;
+  /** When it last attached, resized or typed (a counter of the session; the `latest` size policy). */
+  activeAt = 0;
   private wakeUp: (() => void) | null = null;
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
   private lastSendAt = 0;
@@ -312,6 +319,9 @@ export class PtySession {
   private dataEvents = 0;
   private drainTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** How the size follows the clients (the daemon's setting). */
+  sizePolicy: SizePolicy = "smallest";
+  private activity = 0;
 
   constructor(
     readonly id: number,
@@ -495,6 +505,9 @@ export class PtySession {
           sentBytes: c.sentBytes,
           behindMs: c.behindSince === null ? 0 : now - c.behindSince,
           attachedAtMs: c.attachedAtMs,
+          cols: c.cols,
+          rows: c.rows,
+          readOnly: c.readOnly,
         };
       }),
     };
@@ -507,11 +520,51 @@ export class PtySession {
     this.pty.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
 
-  resize(cols: number, rows: number): void {
+  /** Resizes the terminal and tells the clients (but `quiet`, which learns the size otherwise). */
+  resize(cols: number, rows: number, quiet?: ClientAttachment): void {
+    if (cols === this.cols && rows === this.rows) return;
     this.pty.resize(cols, rows);
     this.cols = cols;
     this.rows = rows;
-    for (const c of this.clients.values()) c.events.push({ tag: "Resized", value: { cols, rows } });
+    for (const c of this.clients.values()) if (c !== quiet) c.events.push({ tag: "Resized", value: { cols, rows } });
+  }
+
+  /** Marks `c` as the most recently active client (attach, resize, input). */
+  touch(c: ClientAttachment): void {
+    c.activeAt = ++this.activity;
+  }
+
+  /** A client's terminal size changed: record it and apply the size policy. */
+  clientResized(c: ClientAttachment, cols: number, rows: number): void {
+    c.cols = cols;
+    c.rows = rows;
+    this.touch(c);
+    this.applySizePolicy();
+  }
+
+  /**
+   * The size the policy gives over the clients that have one (null: none has): `smallest` —
+   * the smallest columns and the smallest rows; `latest` — the most recently active client's.
+   */
+  policySize(): { cols: number; rows: number } | null {
+    let best: ClientAttachment | null = null;
+    let cols = Infinity;
+    let rows = Infinity;
+    for (const c of this.clients.values()) {
+      if (c.cols === 0 || c.rows === 0) continue;
+      cols = Math.min(cols, c.cols);
+      rows = Math.min(rows, c.rows);
+      if (best === null || c.activeAt > best.activeAt) best = c;
+    }
+    if (best === null) return null;
+    return this.sizePolicy === "latest" ? { cols: best.cols, rows: best.rows } : { cols, rows };
+  }
+
+  /** Resizes the session to the policy's size (when any client has a size and the process runs). */
+  applySizePolicy(): void {
+    if (!this.isRunning || this.closed) return;
+    const size = this.policySize();
+    if (size) this.resize(size.cols, size.rows);
   }
 
   kill(signal: string): void {
@@ -525,7 +578,14 @@ export class PtySession {
 
   // --- clients -------------------------------------------------------------------
 
-  attach(id: number, output: Tx<Uint8Array>, events: Tx<AttachEvent>, replay: boolean, linkWindow: number): ClientAttachment {
+  attach(
+    id: number,
+    output: Tx<Uint8Array>,
+    events: Tx<AttachEvent>,
+    replay: boolean,
+    linkWindow: number,
+    client: { cols?: number; rows?: number; readOnly?: boolean } = {},
+  ): ClientAttachment {
     const head = this.store.head;
     const from = replay ? Math.max(this.store.start, head - this.flow.scrollbackBytes) : head;
     // A value is its bytes plus a length prefix (≤ 5 bytes). It must fit in half
@@ -533,7 +593,14 @@ export class PtySession {
     // half the window is free, so a larger value could wait forever.
     const chunk = Math.max(1, Math.min(this.flow.chunkBytes, Math.floor(linkWindow / 2) - 8));
     const c = new ClientAttachment(id, this, output, events, from, chunk);
+    c.cols = client.cols ?? 0;
+    c.rows = client.rows ?? 0;
+    c.readOnly = client.readOnly ?? false;
+    this.touch(c);
     this.clients.set(id, c);
+    // The new client learns the size from its Attached event, which must come first.
+    const size = this.isRunning && !this.closed ? this.policySize() : null;
+    if (size) this.resize(size.cols, size.rows, c);
     c.events.push({ tag: "Attached", value: { clientId: id, session: this.info(), replayBytes: head - from } });
     if (this.exitStatus) c.events.push({ tag: "Exited", value: this.exitStatus });
     c.events.push(this.levelEvent(c));
@@ -557,6 +624,7 @@ export class PtySession {
   clientLeft(c: ClientAttachment): void {
     if (this.clients.get(c.id) !== c) return;
     this.clients.delete(c.id);
+    this.applySizePolicy();
     this.evaluate();
     this.trim();
   }

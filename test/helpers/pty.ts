@@ -96,7 +96,7 @@ export interface DaemonProcess {
 export async function startDaemonProcess(args: string[] = [], env: Record<string, string> = {}): Promise<DaemonProcess> {
   const tmp = tempDir();
   const socketPath = path.join(tmp.dir, "pty.sock");
-  const child = spawn(process.execPath, [CLI, "daemon", "--socket", socketPath, "--quiet", ...args], {
+  const child = spawn(process.execPath, [CLI, "daemon", "--foreground", "--socket", socketPath, "--quiet", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });

@@ -7,8 +7,9 @@
  * parsed the previous one, so a flood of output can never pile up in the
  * page — it waits in the PTY (the child blocks on write) instead.
  *
- * URL: /?token=…[&session=ID][&cols=C&rows=R]. Without a session a new one
- * running the daemon's default shell is created.
+ * URL: /?token=…[&session=ID-OR-NAME][&cols=C&rows=R]. Without a session a new
+ * one running the daemon's default shell is created. An unknown session is an
+ * error on the page (not a new session), and so is one that has exited.
  */
 import { Terminal } from "@xterm/xterm";
 
@@ -111,12 +112,18 @@ async function main(): Promise<void> {
   const token = params.get("token") ?? "";
   const link = await connectBrowserWebSocket(`${scheme}://${location.host}/roam/${encodeURIComponent(token)}`, { timeoutMs: 10_000 });
   const pty = new PtyClient(link.root);
-  let id = params.get("session") !== null ? Number(params.get("session")) : NaN;
-  if (!Number.isInteger(id)) {
+  const wanted = params.get("session");
+  let id: number;
+  if (wanted === null || wanted === "") {
     const s = await pty.create({ cols: size.cols, rows: size.rows });
     id = s.id;
     params.set("session", String(id));
     history.replaceState(null, "", `?${params.toString()}`);
+  } else {
+    // "no session 99" / "no session named …" rather than a confusing failure later.
+    const s = await pty.find(wanted);
+    if (s.status.tag === "Exited") throw new Error(`session ${s.id} (${s.name}) has exited (${describeExit(s.status.value)}); \`roam-pty ls\` lists the sessions`);
+    id = s.id;
   }
   const att: Attachment = await pty.attach(id, { cols: size.cols, rows: size.rows });
   state.sessionId = id;
@@ -172,5 +179,6 @@ main().catch((e: unknown) => {
   state.phase = "error";
   state.error = describeError(e);
   setStatus(`error: ${state.error}`);
-  term.write(`\r\n\x1b[31m[${state.error}]\x1b[0m\r\n`);
+  statusEl.classList.add("error");
+  term.write(`\r\n\x1b[31m[roam-pty: ${state.error}]\x1b[0m\r\n`);
 });
