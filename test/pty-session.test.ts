@@ -287,3 +287,113 @@ test("the SDK auto-starts the daemon when asked", { timeout: 30_000 }, async () 
     tmp.remove();
   }
 });
+
+describe("roam-pty clients like tmux: names, size policy, read-only, detach others", { timeout: 60_000 }, () => {
+  test("size policy smallest (default): the smallest client's columns and rows, recomputed on resize and leave", async () => {
+    const env = await inProcessDaemon();
+    try {
+      const s = await env.pty.create({ ...SH, cols: 80, rows: 24 });
+      const big = await env.pty.attach(s.id, { cols: 120, rows: 40 });
+      assert.deepEqual([big.session.cols, big.session.rows], [120, 40], "the Attached event carries the new size");
+      const other = await env.connect();
+      const small = await other.attach(s.id, { cols: 100, rows: 50 });
+      const size = async () => {
+        const i = await env.pty.info(s.id);
+        return `${i.cols}x${i.rows}`;
+      };
+      assert.equal(await size(), "100x40", "the smallest columns and the smallest rows");
+      await small.resize(90, 30);
+      assert.equal(await size(), "90x30");
+      // A client without a size (a program, a logger) takes no part.
+      const sizeless = await env.pty.attach(s.id);
+      assert.equal(await size(), "90x30");
+      await small.detach();
+      await waitFor("the size to follow the remaining client", async () => (await size()) === "120x40");
+      await sizeless.detach();
+      assert.equal(await size(), "120x40");
+      await big.detach();
+    } finally {
+      await env.close();
+    }
+  });
+
+  test("size policy latest: the client that most recently attached, resized or typed", async () => {
+    const tmp = tempDir();
+    const { PtyDaemon } = await import("../apps/pty/daemon.js");
+    const daemon = new PtyDaemon({ env: {}, sizePolicy: "latest" });
+    await daemon.listen({ socketPath: `${tmp.dir}/p.sock` });
+    const c1 = await connectPty({ socketPath: `${tmp.dir}/p.sock` });
+    const c2 = await connectPty({ socketPath: `${tmp.dir}/p.sock` });
+    try {
+      assert.equal((await c1.daemonInfo()).sizePolicy, "latest");
+      const s = await c1.create({ ...SH, cols: 80, rows: 24 });
+      const size = async () => {
+        const i = await c1.info(s.id);
+        return `${i.cols}x${i.rows}`;
+      };
+      const a = await c1.attach(s.id, { cols: 120, rows: 40 });
+      const b = await c2.attach(s.id, { cols: 100, rows: 30 });
+      assert.equal(await size(), "100x30", "the latest to attach");
+      await a.write("true\n");
+      assert.equal(await size(), "120x40", "typing makes a client the latest");
+      await b.resize(90, 20);
+      assert.equal(await size(), "90x20");
+      await b.detach();
+      await waitFor("the size to fall back to the other client", async () => (await size()) === "120x40");
+      await a.detach();
+    } finally {
+      c1.close();
+      c2.close();
+      await daemon.close();
+      tmp.remove();
+    }
+    assert.throws(() => new PtyDaemon({ env: { ROAM_PTY_SIZE_POLICY: "biggest" } }), /ROAM_PTY_SIZE_POLICY must be "smallest" or "latest"/);
+  });
+
+  test("names are unique and usable wherever an id is; default names do not clash", async () => {
+    const env = await inProcessDaemon();
+    try {
+      const w = await env.pty.create({ ...SH, name: "work" });
+      assert.equal(w.name, "work");
+      await expectPtyError(env.pty.create({ ...SH, name: "work" }), "NameInUse");
+      await expectPtyError(env.pty.create({ ...SH, name: "42" }), "InvalidArgument");
+      await expectPtyError(env.pty.create({ ...SH, name: "two words" }), "InvalidArgument");
+      assert.equal((await env.pty.find("work")).id, w.id);
+      assert.equal((await env.pty.find(String(w.id))).name, "work");
+      assert.deepEqual(await expectPtyError(env.pty.find("play"), "UnknownName"), { tag: "UnknownName", value: "play" });
+      await expectPtyError(env.pty.find("9999"), "UnknownSession");
+      const a = await env.pty.create(SH);
+      const b = await env.pty.create(SH);
+      assert.equal(a.name, "sh");
+      assert.equal(b.name, `sh-${b.id}`);
+      assert.equal(new Set((await env.pty.list()).map((s) => s.name)).size, 3);
+      for (const s of [w, a, b]) await env.pty.kill(s.id, "SIGKILL");
+    } finally {
+      await env.close();
+    }
+  });
+
+  test("read-only clients cannot type; detachOthers detaches every other client", async () => {
+    const env = await inProcessDaemon();
+    try {
+      const s = await env.pty.create(SH);
+      const writer = await env.pty.attach(s.id);
+      const out = new Collector(writer);
+      const viewer = await env.pty.attach(s.id, { readOnly: true });
+      const seen = new Collector(viewer);
+      await expectPtyError(viewer.write("echo from-viewer\n"), "ReadOnly");
+      await writer.write("echo from-$((1+1))-writer\n");
+      await seen.waitFor(/from-2-writer/);
+      assert.doesNotMatch(out.text, /from-viewer/);
+      assert.equal((await env.pty.stats(s.id)).clients.filter((c) => c.readOnly).length, 1);
+      const takeover = await env.pty.attach(s.id, { detachOthers: true });
+      assert.deepEqual(await writer.done, { tag: "Detached" });
+      assert.deepEqual(await viewer.done, { tag: "Detached" });
+      assert.equal((await env.pty.info(s.id)).clients, 1);
+      await takeover.detach();
+      await env.pty.kill(s.id, "SIGKILL");
+    } finally {
+      await env.close();
+    }
+  });
+});

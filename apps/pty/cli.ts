@@ -16,6 +16,7 @@
  */
 import * as fs from "node:fs";
 
+import { ConnectionClosedError } from "../../src/session/errors.js";
 import { connectUnix } from "../../src/transport/node.js";
 import { formatDiagnostics } from "../../src/session/diagnostics.js";
 import { installDiagnosticsSignal } from "../../src/diagnostics/signal.js";
@@ -540,10 +541,14 @@ async function attachTo(pty: PtyConnection, id: number, p: Parsed): Promise<numb
   stdin.resume();
   const onResize = () => void a.resize(size().cols, size().rows).catch(() => undefined);
   if (tty) stdout.on("resize", onResize);
-  let reason: DetachReason;
+  let reason: DetachReason | { tag: "ServerExited"; value: string };
   try {
     // Output is taken only after the terminal accepted the previous chunk.
     reason = await a.consume((chunk, done) => void stdout.write(chunk, () => done()));
+  } catch (e) {
+    // The daemon went away (kill-server, a crash): say so the way tmux does.
+    if (!(e instanceof ConnectionClosedError)) throw e;
+    reason = { tag: "ServerExited", value: e.reason ?? (e.by === "transport" ? "connection lost" : "closed") };
   } finally {
     stdin.off("data", onInput);
     stdout.off("resize", onResize);
@@ -554,7 +559,9 @@ async function attachTo(pty: PtyConnection, id: number, p: Parsed): Promise<numb
       ? `[detached from session ${id}]`
       : reason.tag === "SessionExited"
         ? `[session ${id} exited: ${describeExit(reason.value)}]`
-        : reason.tag === "TooSlow"
+        : reason.tag === "ServerExited"
+          ? `[server exited: ${reason.value}]`
+          : reason.tag === "TooSlow"
           ? `[detached from session ${id}: this terminal fell ${reason.value.queuedBytes} bytes behind for ${reason.value.behindMs} ms]`
           : `[session ${id} closed]`;
   await new Promise<void>((r) => stdout.write(`\r\n${msg}\r\n`, () => r()));
