@@ -5,12 +5,11 @@
  * ways, then kills one cell with SIGKILL in the middle of a stream and shows
  * the death detected, its resources reclaimed and the cell replaced under the
  * same peer id. Every cell ships its logs and spans to the host (roam-tracing);
- * the host prints the cells' log lines and the trace tree of one call
+ * the host shows the cells' log lines and the trace tree of one call
  * (OpenTelemetry spans: the host's call, the cell's spans inside it).
- * Prints its own table; resolves with the number of failed checks.
+ * A section of the tour (`main.ts`); runs alone too:
  *
- *   import { pluginHostSection } from "./plugin-host.js";
- *   failures += await pluginHostSection();
+ *   node dist/apps/demo/plugin-host.js
  */
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -28,43 +27,14 @@ import { RoutedDispatcher } from "../../src/routing/routed.js";
 import { TracingHub, formatRecord } from "../../src/tracing/host.js";
 import type { TaggedRecord } from "../../src/tracing/schema.js";
 import { cellRecordsToSpans, otelClientInterceptor } from "../../src/otel/index.js";
+import { c, fmtMs, runTour, type Row, type Tour, type TourSection } from "./tour.js";
 
 const CELL_SCRIPT = fileURLToPath(new URL("./plugin-cell.js", import.meta.url));
 
-const useColour = process.stdout.isTTY === true && !("NO_COLOR" in process.env);
-const paint = (code: string) => (s: string) => (useColour ? `\x1b[${code}m${s}\x1b[0m` : s);
-const green = paint("32");
-const red = paint("31");
-const dim = paint("2");
-const bold = paint("1");
-
-interface Row {
-  ok: boolean;
-  cell: string;
-  what: string;
-  result: string;
-  time: string;
-}
-
-function fmtMs(ms: number): string {
-  if (ms < 1) return `${Math.round(ms * 1000)} µs`;
-  if (ms < 100) return `${ms.toFixed(2)} ms`;
-  return `${Math.round(ms)} ms`;
-}
-
-function printTable(rows: Row[]): void {
-  const head = ["", "cell", "what", "result", "time"];
-  const cells = rows.map((r) => [r.ok ? green("✓") : red("✗"), r.cell, r.what, r.result, r.time]);
-  const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => [...plain(row[i]!)].length)));
-  const line = (cols: string[]) => "  " + cols.map((col, i) => (i === cols.length - 1 ? " ".repeat(widths[i]! - [...plain(col)].length) + col : col + " ".repeat(widths[i]! - [...plain(col)].length))).join("  ");
-  console.log(dim(line(head)));
-  console.log(dim("  " + widths.map((w) => "─".repeat(w)).join("  ")));
-  for (const row of cells) console.log(line(row));
-}
+const { red, dim, bold } = c;
 
 /** Prints finished spans as an indented tree (children under their parent, in start order). */
-function printTraceTree(spans: readonly ReadableSpan[]): void {
+function printTraceTree(spans: readonly ReadableSpan[], say: (line: string) => void): void {
   const byParent = new Map<string, ReadableSpan[]>();
   const ids = new Set(spans.map((x) => x.spanContext().spanId));
   for (const sp of spans) {
@@ -78,7 +48,7 @@ function printTraceTree(spans: readonly ReadableSpan[]): void {
     for (const sp of kids) {
       const who = sp.attributes["roam.peer_name"] ? dim(` [cell ${String(sp.attributes["roam.peer_name"])}#${String(sp.attributes["roam.peer_id"])}]`) : dim(" [host]");
       const events = sp.events.map((e) => e.name).join("; ");
-      console.log(`  ${"  ".repeat(depth)}${depth > 0 ? "└ " : ""}${bold(sp.name)}${who} ${fmtMs(ms(sp.duration))}${events ? dim(`  events: ${events}`) : ""}`);
+      say(`${"  ".repeat(depth)}${depth > 0 ? "└ " : ""}${bold(sp.name)}${who} ${fmtMs(ms(sp.duration))}${events ? dim(`  events: ${events}`) : ""}`);
       walk(sp.spanContext().spanId, depth + 1);
     }
   };
@@ -93,7 +63,20 @@ interface Cell {
   worker: Worker | null;
 }
 
-export async function pluginHostSection(): Promise<number> {
+/** The plugin-host section of the tour. */
+export const pluginHostSection: TourSection = {
+  title: "plugin host over shared memory",
+  what: "Plugins run as separate processes talking through shared memory: fast, and one crash is contained.",
+  source: "apps/demo/plugin-host.ts, apps/demo/plugin-cell.ts",
+  terms: {
+    cell: "a plugin process (or worker thread) attached to the host's shared-memory segment",
+    "peer id": "a cell's slot in the segment; a replacement cell can take the slot of a dead one",
+    doorbell: "the pipe a cell wakes the host with; it hangs up when the cell's process dies",
+  },
+  run: (tour) => pluginHost(tour),
+};
+
+async function pluginHost(tour: Tour): Promise<Row[]> {
   const rows: Row[] = [];
   const started = performance.now();
   const host = ShmHost.create();
@@ -118,10 +101,10 @@ export async function pluginHostSection(): Promise<number> {
     const t0 = performance.now();
     try {
       const v = await run();
-      rows.push({ ok: ok(v), cell, what, result: show(v), time: fmtMs(performance.now() - t0) });
+      rows.push({ ok: ok(v), where: cell, what, result: show(v), time: fmtMs(performance.now() - t0) });
       return v;
     } catch (e) {
-      rows.push({ ok: false, cell, what, result: red(`${(e as Error).name}: ${(e as Error).message}`.slice(0, 90)), time: fmtMs(performance.now() - t0) });
+      rows.push({ ok: false, where: cell, what, result: red(`${(e as Error).name}: ${(e as Error).message}`), time: fmtMs(performance.now() - t0) });
       return undefined;
     }
   };
@@ -133,11 +116,17 @@ export async function pluginHostSection(): Promise<number> {
     else child = ticket.spawn(process.execPath, [CELL_SCRIPT, `--cell=${name}`], { stdio: ["ignore", "inherit", "inherit"] });
     const link = establishHostPeer(host, ticket.peerId, new RoutedDispatcher([hub.serviceFor(ticket.peerId, name), serve(HostApi, hostImpl)]));
     const cell = { name, peerId: ticket.peerId, link, child, worker };
+    // Ctrl-C or a closed pipe mid-tour: no cell outlives the tour.
+    tour.onCleanup(() => {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      void worker?.terminate();
+    });
     cells.push(cell);
     return cell;
   };
 
-  console.log(bold("▸ plugin host") + dim(` — an SHM hub at ${host.path}: 3 cell processes + 1 worker-thread cell`));
+  tour.onCleanup(() => host.close());
+  rows.push({ ok: true, where: "host", what: "shared-memory segment", result: `${host.path}; 3 cells as processes, 1 as a worker thread` });
   try {
     const spawned = [spawnCell("image", false), spawnCell("markdown", false), spawnCell("search", false), spawnCell("fonts", true)];
     await Promise.all(spawned.map((c) => host.waitAttached(c.peerId, 10_000)));
@@ -220,15 +209,15 @@ export async function pluginHostSection(): Promise<number> {
     const death = deaths.get(victim.peerId);
     rows.push({
       ok: death !== undefined && death.at - killedAt < 1000,
-      cell: victim.name,
+      where: victim.name,
       what: `SIGKILL after ${(received / 1048576).toFixed(0)} MiB streamed`,
-      result: death ? `onDeath(${victim.peerId}): ${death.info.cause} — ${death.info.detail.slice(0, 48)}` : red("no onDeath"),
+      result: death ? `the host's onDeath saw it (detected by: ${death.info.cause === "doorbell" ? "its doorbell hanging up" : death.info.cause})` : red("no onDeath"),
       time: death ? fmtMs(death.at - killedAt) : "",
     });
     const typed = (r: PromiseSettledResult<unknown>) => r.status === "rejected" && r.reason instanceof ConnectionClosedError && r.reason.cause instanceof ShmPeerGoneError;
     rows.push({
       ok: typed(s1) && typed(s2),
-      cell: victim.name,
+      where: victim.name,
       what: "the stream and its call",
       result: typed(s1) && typed(s2) ? "both failed: ConnectionClosedError ← ShmPeerGoneError" : red(`${s1.status}/${s2.status}`),
       time: "",
@@ -237,15 +226,15 @@ export async function pluginHostSection(): Promise<number> {
     await host.whenReclaimed(victim.peerId);
     rows.push({
       ok: host.segment.peerState(victim.peerId) === 0,
-      cell: victim.name,
-      what: "reclaimed",
-      result: `buffers reset, ${host.stats.slotsRecovered} slot(s) recovered, channel table freed, peer ${victim.peerId} Empty`,
+      where: victim.name,
+      what: "its resources",
+      result: `reclaimed: buffers reset, ${host.stats.slotsRecovered} payload slot(s) recovered, its peer slot free again`,
       time: fmtMs(performance.now() - t0),
     });
     const replacement = spawnCell("markdown-2", false);
     await check(
       replacement.name,
-      `replacement on peer id ${replacement.peerId}`,
+      `a replacement (peer id ${replacement.peerId})`,
       async () => {
         await host.waitAttached(replacement.peerId, 10_000);
         return client(CellApi, replacement.link.root).greetHost();
@@ -257,30 +246,28 @@ export async function pluginHostSection(): Promise<number> {
       await check(cell.name, "still serving", () => client(CellApi, cell.link.root).describe(), (s) => s.length > 0, () => "ok");
     }
   } catch (e) {
-    rows.push({ ok: false, cell: "-", what: "(section failed)", result: red(String(e)), time: "" });
+    rows.push({ ok: false, where: "-", what: "(section failed)", result: red(String(e)), time: "" });
   } finally {
     const t0 = performance.now();
     await host.close();
     rows.push({
       ok: true,
-      cell: "hub",
-      what: "host goodbye",
+      where: "host",
+      what: "host.close()",
       result: `guests detached, segment file deleted (${host.stats.detaches} detach(es), ${host.stats.deaths} death(s))`,
       time: fmtMs(performance.now() - t0),
     });
   }
-  printTable(rows);
   stopSpans();
-  console.log(dim("\n  cell logs, as the host received them (roam-tracing; the last 8):"));
-  for (const r of cellLogs.slice(-8)) console.log(`  ${formatRecord(r)}`);
-  console.log(dim("\n  trace of the traced call (host spans and the cell's spans, one trace id):"));
-  printTraceTree(exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === tracedTraceId));
-  return rows.filter((r) => !r.ok).length;
+  tour.note(dim("cell logs, as the host received them (roam-tracing; the last 8):"));
+  for (const r of cellLogs.slice(-8)) tour.note(formatRecord(r));
+  tour.note(dim("trace of the traced call (host spans and the cell's spans, one trace id):"));
+  printTraceTree(exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === tracedTraceId), (l) => tour.note(l));
+  return rows;
 }
-
 // Run on its own: node dist/apps/demo/plugin-host.js
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  pluginHostSection().then(
+  runTour([], [pluginHostSection]).then(
     (failures) => {
       process.exitCode = failures === 0 ? 0 : 1;
     },
