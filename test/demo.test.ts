@@ -65,8 +65,8 @@ test("the tour passes, fits in 100 columns, and every section says why and where
     const source = lines[i + 2]!;
     assert.match(why, /^ {2}\S/, `section "${lines[i]}" explains itself in one line`);
     assert.match(source, /^ {2}source: /, `section "${lines[i]}" names its source`);
-    for (const file of source.replace(/^ {2}source: /, "").split(", ")) {
-      const p = file.replace(/ \(.*\)$/, "");
+    for (const file of source.replace(/^ {2}source: /, "").replace(/ \([^)]*\)/g, "").split(", ")) {
+      const p = file.trim();
       assert.ok(fs.existsSync(path.join(ROOT, p)), `source file ${p} exists`);
     }
   }

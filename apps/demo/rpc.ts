@@ -394,7 +394,7 @@ export const virtualConnectionSection: TourSection = {
 export const streamingSection: TourSection = {
   title: "streaming with flow control",
   what: "Channels stream values both ways; a slow reader slows the sender instead of filling memory.",
-  source: "apps/demo/rpc.ts (streamingSection, Streams.produce)",
+  source: "apps/demo/rpc.ts (streamingSection)",
   terms: {
     "Tx / Rx": "the sending and receiving ends of a channel, passed as call arguments",
     credit: "how many bytes a sender may still send; the receiver grants more as it reads",
