@@ -130,7 +130,7 @@ async function runDirect(file: string): Promise<RunResult> {
 }
 
 async function startDaemon(socketPath: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, "daemon", "--socket", socketPath, "--quiet"], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [CLI, "daemon", "--foreground", "--socket", socketPath, "--quiet"], { stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("daemon did not start")), 15_000);
     child.stdout!.on("data", (d: Buffer) => {
