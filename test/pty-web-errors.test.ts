@@ -1,0 +1,88 @@
+/**
+ * The roam-pty web page in Chromium for a session it cannot show: an unknown
+ * id, an unknown name, an exited session. Each is a clear error on the page
+ * (status line and terminal) and no session is created; a good name attaches.
+ * Skipped, loudly, when /usr/bin/chromium is missing.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, test } from "node:test";
+
+import type { Browser } from "playwright-core";
+
+import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
+import { startDaemonProcess, type DaemonProcess } from "./helpers/pty.js";
+
+const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
+let daemon: DaemonProcess | undefined;
+let pty: PtyConnection | undefined;
+let browser: Browser | undefined;
+
+after(async () => {
+  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
+  if (browser) await bounded(browser.close(), 10_000);
+  pty?.close();
+  if (daemon) await bounded(daemon.stop(), 10_000);
+});
+
+interface PageState {
+  phase: string;
+  error: string | null;
+  sessionId: number | null;
+}
+
+test("web page: unknown id, unknown name and exited session are clear errors; a name attaches", { timeout: 120_000 }, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    const msg = `${CHROMIUM} is missing: the web page error test is SKIPPED (scripts/ensure-chromium.sh installs it)`;
+    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
+    t.skip(msg);
+    return;
+  }
+  const { chromium } = await import("playwright-core");
+  daemon = await startDaemonProcess(["--web", "127.0.0.1:0"]);
+  pty = await connectPty({ socketPath: daemon.socketPath });
+  const info = await pty.daemonInfo();
+  assert.ok(info.webUrl);
+  const live = await pty.create({ command: "sh", name: "live", env: { PS1: "web$ " } });
+  const dead = await pty.create({ command: "sh", args: ["-c", "exit 3"], name: "dead" });
+  await pty.wait(dead.id, { timeout: 10_000 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const before = (await pty.list()).length;
+  const open = async (session: string): Promise<{ state: PageState; status: string }> => {
+    const page = await browser!.newPage({ viewport: { width: 800, height: 400 } });
+    try {
+      await page.goto(`${info.webUrl}&session=${encodeURIComponent(session)}`, { timeout: 30_000 });
+      await page.waitForFunction(() => {
+        const p = (window as unknown as { __roamPty?: { phase: string } }).__roamPty?.phase;
+        return p !== undefined && p !== "connecting";
+      }, undefined, { timeout: 30_000 });
+      const state = await page.evaluate(() => {
+        const s = (window as unknown as { __roamPty: PageState }).__roamPty;
+        return { phase: s.phase, error: s.error, sessionId: s.sessionId };
+      });
+      return { state, status: (await page.textContent("#status")) ?? "" };
+    } finally {
+      await page.close();
+    }
+  };
+  const cases: [string, RegExp][] = [
+    ["9999", /^no session 9999$/],
+    ["nosuchname", /^no session named "nosuchname"$/],
+    ["dead", new RegExp(`^session ${dead.id} \\(dead\\) has exited \\(exit code 3\\)`)],
+  ];
+  for (const [session, expected] of cases) {
+    const { state, status } = await open(session);
+    assert.equal(state.phase, "error", `session=${session}`);
+    assert.match(state.error ?? "", expected);
+    assert.equal(status, `error: ${state.error}`);
+  }
+  const ok = await open("live");
+  assert.equal(ok.state.phase, "attached", ok.state.error ?? "");
+  assert.equal(ok.state.sessionId, live.id);
+  assert.equal((await pty.list()).length, before, "no session was created for a bad URL");
+});
