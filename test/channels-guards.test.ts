@@ -150,8 +150,10 @@ describe("pressure levels", () => {
       [0.89, "yellow"],
       [0.9, "red"],
       [0.81, "red"], // within the hysteresis below red
+      [0.8, "red"], // exactly red - hysteresis: still red
       [0.79, "yellow"],
       [0.41, "yellow"], // within the hysteresis below yellow
+      [0.4, "yellow"], // exactly yellow - hysteresis: still yellow
       [0.39, "green"],
       [0.95, "red"],
       [0.45, "yellow"], // straight down from red: still within yellow's hysteresis

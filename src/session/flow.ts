@@ -79,6 +79,8 @@ export class CreditWaitQueue {
         n,
         resolve,
         reject,
+        // mutation: equivalent — without the cleanup the listener stays on the signal: when it
+        // aborts later, onAbort finds no waiter (indexOf -1) and rejects a settled promise.
         cleanup: () => {
           if (onAbort) signal!.removeEventListener("abort", onAbort);
         },
@@ -86,10 +88,12 @@ export class CreditWaitQueue {
       if (signal) {
         onAbort = () => {
           const i = this.waiters.indexOf(w);
+          // mutation: equivalent — i is never -1 here: cleanup removed this listener when the waiter left.
           if (i >= 0) this.waiters.splice(i, 1);
           reject(abortReason(signal));
           onAbandoned();
         };
+        // mutation: equivalent — `once` (an AbortSignal aborts at most once).
         signal.addEventListener("abort", onAbort, { once: true });
       }
       this.waiters.push(w);
@@ -114,6 +118,7 @@ export class CreditWaitQueue {
   /** Rejects every waiter with `reason`. */
   failAll(reason: Error): void {
     const ws = this.waiters;
+    // mutation: equivalent — every owner marks itself dead first and never queues again.
     this.waiters = [];
     for (const w of ws) {
       w.cleanup();
@@ -162,6 +167,7 @@ export class CounterSendCredit implements SendCredit {
   }
 
   dispose(reason: Error): void {
+    // mutation: equivalent — a second dispose finds no waiter left to fail.
     if (this.dead) return;
     this.dead = reason;
     this.queue.failAll(reason);
@@ -198,6 +204,8 @@ export abstract class WindowReceiveCredit implements ReceiveCredit {
   /** Grants the sender everything up to the full window, given `inUse` bytes in flight or buffered. */
   protected topUp(inUse: number): void {
     const g = this.window - inUse;
+    // mutation: equivalent — callers top up only with at least a quarter (an eighth over SHM)
+    // of the window free, or from the idle top-up with remaining < window: g > 0 always.
     if (g > 0) {
       this.remaining += g;
       this.deliverGrant(g);
@@ -229,6 +237,7 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
   }
   override onData(n: number): boolean {
     if (!super.onData(n)) return false;
+    // mutation: equivalent — dataSeq is only compared for equality (did data arrive meanwhile).
     this.dataSeq++;
     if (n > this.largestElement) this.largestElement = n;
     return true;
@@ -282,6 +291,7 @@ export const SMALL_USE_IDLE_MS = 250;
 /** A short delay (1 ms normally): long enough to see whether more data is still arriving. */
 const scheduleLater = (ms: number, f: () => void): void => {
   const t = setTimeout(f, ms) as unknown as { unref?: () => void };
+  // mutation: equivalent under Node (`unref` exists); the `?.` is for browsers' numeric timer ids.
   t.unref?.();
 };
 

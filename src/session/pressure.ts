@@ -76,6 +76,8 @@ export class PressureGauge {
     let next: PressureLevel = this.level;
     if (fill >= t.red) next = "red";
     else if (fill >= t.yellow) next = this.level === "red" && fill >= t.red - t.hysteresis ? "red" : "yellow";
+    // mutation: equivalent — here fill < yellow, so with yellow <= red - hysteresis (the
+    // defaults, any sane configuration) the `>= red - hysteresis` and `>= yellow` tests are false.
     else if (this.level === "red") next = fill >= t.red - t.hysteresis ? "red" : fill >= t.yellow ? "yellow" : fill >= t.yellow - t.hysteresis ? "yellow" : "green";
     else if (this.level === "yellow") next = fill >= t.yellow - t.hysteresis ? "yellow" : "green";
     else next = "green";
