@@ -40,6 +40,7 @@ for d in native/*/; do
 done
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-tmux.sh
+bash scripts/ensure-redis.sh
 npx tsc -p .
 # Test files run in parallel processes (2 cores); each file bounds its own time.
 rc=0

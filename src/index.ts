@@ -8,13 +8,13 @@ export { Writer } from "./codec/writer.js";
 export { cobsEncode, cobsDecode, CobsFrameDecoder } from "./codec/cobs.js";
 export * from "./schema/index.js";
 export { defineService, method, arg, MethodDescriptor, computeMethodId } from "./service/define.js";
-export type { ServiceDescriptor, MethodSpec, ChannelSlot, InferArgs } from "./service/define.js";
+export type { ServiceDescriptor, MethodSpec, MethodOptions, ChannelSlot, InferArgs } from "./service/define.js";
 export { kebab } from "./service/kebab.js";
 export * from "./wire/message.js";
 export * from "./session/errors.js";
 export { Link, type LinkOptions, type IncomingConnection } from "./session/link.js";
 export { Connection, type CallOptions, type CallContext, type Dispatcher, type IncomingCall } from "./session/connection.js";
-export { serve, client, ServiceDispatcher, type Client, type Implementation, type ImplementationOf, type ClientOf } from "./session/serve.js";
+export { serve, client, ServiceDispatcher, type CallTarget, type Client, type Implementation, type ImplementationOf, type ClientOf } from "./session/serve.js";
 export { channel, Tx, Rx } from "./session/channels.js";
 export type { ChannelStats, LevelChange, PressureLevel, PressureThresholds } from "./session/pressure.js";
 export { HelloHandshake, ImplicitHandshake, type HandshakeBackend, type Negotiated } from "./session/handshake.js";
@@ -56,3 +56,10 @@ export {
   type ShmHostDiagnostics,
   type ShmGuestDiagnostics,
 } from "./session/diagnostics.js";
+export { ReconnectingClient, type Connector, type ConnectorLike, type ReconnectEvent, type ReconnectState, type ReconnectingClientOptions } from "./reconnect/client.js";
+export { DEFAULT_RETRY_POLICY, backoffDelay, type RetryPolicy, type Clock } from "./reconnect/policy.js";
+export { RetriesExhaustedError, ConnectFailedError, OutcomeUnknownError } from "./reconnect/errors.js";
+export { browserWebSocketConnector } from "./reconnect/browser.js";
+export { NONCE_KEY, generateNonce, readNonce, withNonce } from "./nonce/nonce.js";
+export { dedup, DedupDispatcher, type DedupOptions, type DedupStats } from "./nonce/dedup.js";
+export { MemoryDedupStore, MIN_RETENTION_MS, type DedupStore, type CachedResponse, type ClaimResult, type MemoryDedupStoreOptions } from "./nonce/store.js";

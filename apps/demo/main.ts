@@ -8,12 +8,14 @@
  * (see tour.ts) and add it to SECTIONS below.
  */
 import { pluginHostSection } from "./plugin-host.js";
+import { reconnectSection } from "./reconnect.js";
 import { rpcSections } from "./rpc.js";
 import { c, runTour, type TourSection } from "./tour.js";
 
 const SECTIONS: TourSection[] = [
   ...rpcSections,
   pluginHostSection,
+  reconnectSection,
 ];
 
 const intro = [

@@ -56,6 +56,19 @@ export interface MethodSpec<A extends readonly ArgSpec[], R extends Schema<any>>
   readonly args: A;
   readonly returns: R;
   readonly doc?: string | undefined;
+  /** Safe to run twice: a reconnecting client may re-send it without a nonce. */
+  readonly idempotent?: boolean | undefined;
+}
+
+/** Optional properties of a method (the third argument of `method`). */
+export interface MethodOptions {
+  readonly doc?: string;
+  /**
+   * Running the method twice has the same effect as once (a read, a
+   * set-to-value). A reconnecting client re-sends such a call after a
+   * transport failure even without a roam-nonce. Not part of the method id.
+   */
+  readonly idempotent?: boolean;
 }
 
 /** A method written as a signature: parameter names are the argument names, defaults their schemas. */
@@ -80,14 +93,23 @@ type RequiredArgs<P> = { -readonly [K in keyof P]-?: Exclude<P[K], undefined> };
  * Direction of channels follows the Rust trait (the handler's view):
  * `t.rx(T)` — the handler receives, the caller sends; `t.tx(T)` — the handler
  * sends, the caller receives. A `t.result(T, E)` return makes the method
- * fallible with user error type E.
+ * fallible with user error type E. The third argument is a doc string or
+ * `{ doc, idempotent }`.
  */
-export function method<const A extends readonly ArgSpec[], R extends Schema<any>>(args: A, returns: R, doc?: string): MethodSpec<A, R>;
+export function method<const A extends readonly ArgSpec[], R extends Schema<any>>(args: A, returns: R, doc?: string | MethodOptions): MethodSpec<A, R>;
 // `F` has no call-signature constraint on purpose: one would type the parameters contextually
 // (as `any`) instead of from their `arg(…)` defaults.
-export function method<F extends Function>(signature: F, doc?: string): F extends MethodSignature ? MethodSpec<SignatureArgs<F>, ReturnType<F>> : never;
-export function method(argsOrSignature: readonly ArgSpec[] | MethodSignature, returnsOrDoc?: Schema<any> | string, doc?: string): MethodSpec<readonly ArgSpec[], Schema<any>> {
-  if (typeof argsOrSignature !== "function") return { args: argsOrSignature, returns: returnsOrDoc as Schema<any>, doc };
+export function method<F extends Function>(signature: F, doc?: string | MethodOptions): F extends MethodSignature ? MethodSpec<SignatureArgs<F>, ReturnType<F>> : never;
+export function method(
+  argsOrSignature: readonly ArgSpec[] | MethodSignature,
+  returnsOrDoc?: Schema<any> | string | MethodOptions,
+  doc?: string | MethodOptions,
+): MethodSpec<readonly ArgSpec[], Schema<any>> {
+  const options = (o: unknown): MethodOptions => (typeof o === "string" ? { doc: o } : typeof o === "object" && o !== null && !(o instanceof Schema) ? (o as MethodOptions) : {});
+  if (typeof argsOrSignature !== "function") {
+    const o = options(doc);
+    return { args: argsOrSignature, returns: returnsOrDoc as Schema<any>, doc: o.doc, idempotent: o.idempotent === true };
+  }
   const names = parameterNames(argsOrSignature);
   const outer = recording;
   recording = [];
@@ -104,7 +126,8 @@ export function method(argsOrSignature: readonly ArgSpec[] | MethodSignature, re
     throw new TypeError(`method((…) => …): every parameter needs a default \`arg(schema)\` (found ${names.length} parameters, ${args.length} arg() calls)`);
   }
   const named = args.map((a, i) => ({ argName: a.argName || names?.[i] || `arg${i}`, schema: a.schema }));
-  return { args: named, returns: returns as Schema<any>, doc: typeof returnsOrDoc === "string" ? returnsOrDoc : doc };
+  const o = options(returnsOrDoc ?? doc);
+  return { args: named, returns: returns as Schema<any>, doc: o.doc, idempotent: o.idempotent === true };
 }
 
 /**
@@ -180,6 +203,8 @@ export class MethodDescriptor<A extends any[] = any[], T = any, E = any> {
   readonly channels: readonly ChannelSlot[];
   readonly hasChannels: boolean;
   readonly doc: string | undefined;
+  /** Declared idempotent (`method(..., { idempotent: true })`). */
+  readonly idempotent: boolean;
   private readonly argTuple: Schema<A>;
 
   constructor(
@@ -190,6 +215,7 @@ export class MethodDescriptor<A extends any[] = any[], T = any, E = any> {
     this.argSchemas = spec.args.map((a) => (a instanceof Schema ? a : a.schema));
     this.argNames = spec.args.map((a, i) => (a instanceof Schema ? `arg${i}` : a.argName));
     this.doc = spec.doc;
+    this.idempotent = spec.idempotent === true;
     const ret = spec.returns;
     if (ret.hasChannels) throw new TypeError(`${service}.${name}: Tx/Rx must not appear in the return type (core.channel.return-forbidden)`);
     if (ret instanceof ResultSchema) {

@@ -833,3 +833,18 @@ export function qualified(m: MethodDescriptor): string {
 }
 
 export { ConnectionClosedError };
+
+/**
+ * @internal A call served outside its connection's in-flight table: losing
+ * the connection neither cancels it nor drops its result, which goes to
+ * `respond`. The nonce dedup layer runs handlers this way so the result of a
+ * call whose caller disconnected can still answer the caller's retry.
+ * `cancel(reason)` cancels it as a Cancel from the peer would.
+ */
+export function detachedCall(
+  connection: Connection,
+  request: RequestMessage,
+  respond: (payload: Uint8Array, metadata: Metadata, channels: number[]) => void,
+): IncomingCall & { cancel(reason: unknown): void; readonly isCancelled: boolean } {
+  return new ServedCall(connection, request, (_call, payload, metadata, channels) => respond(payload, metadata, channels));
+}

@@ -89,18 +89,27 @@ export function serve<S extends MethodSpecs>(service: ServiceDescriptor<S>, impl
   return d.add(service, impl);
 }
 
+/** What a typed client calls through: a `Connection`, or a `ReconnectingClient`. */
+export interface CallTarget {
+  call<A extends any[], T, E>(method: MethodDescriptor<A, T, E>, args: A, options?: CallOptions): Promise<T>;
+}
+
 /**
  * A typed client for `service` on `connection`:
  * `const c = client(Testbed, link.root); await c.echo("hi", { timeout: 1000 })`.
+ * `connection` may also be a ReconnectingClient.
  */
-export function client<S extends MethodSpecs>(service: ServiceDescriptor<S>, connection: Connection, options?: ClientOptions): Client<S> {
+export function client<S extends MethodSpecs>(service: ServiceDescriptor<S>, connection: CallTarget, options?: ClientOptions): Client<S> {
   const out: Record<string, unknown> = {};
   const interceptors = options?.interceptors ?? [];
   for (const name of Object.keys(service.methods)) {
     const method = (service.methods as Record<string, MethodDescriptor>)[name]!;
     const argc = method.argSchemas.length;
     if (interceptors.length > 0) {
-      const call = interceptedCaller(connection, method, interceptors);
+      if (!("connId" in connection)) {
+        throw new TypeError("client interceptors need a Connection (interceptors see req.connection); use them on link.root, not on a ReconnectingClient");
+      }
+      const call = interceptedCaller(connection as Connection, method, interceptors);
       out[name] = (...args: unknown[]) => {
         if (args.length === argc) return call(args, undefined);
         if (args.length === argc + 1) return call(args.slice(0, argc), args[argc] as CallOptions | undefined);

@@ -19,8 +19,9 @@ import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-opt
 import { StreamTransport } from "./stream.js";
 import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
 import { WsFrameWriter } from "./ws-frames.js";
+import { applyTcpKeepAlive, startWebSocketHeartbeat, type KeepAliveOptions } from "./keepalive.js";
 
-export interface ServerOptions extends PeerOptions {
+export interface ServerOptions extends PeerOptions, KeepAliveOptions {
   /** Per-link dispatcher (overrides `dispatcher`): e.g. to keep per-client state. */
   dispatcherFor?: (link: Link) => Dispatcher | null;
   /** Called for each new link once its handshake completed. */
@@ -92,8 +93,9 @@ export class RoamServer {
   }
 }
 
-function streamTransportFor(socket: net.Socket, limits: ResolvedLimits, description: string): StreamTransport {
+function streamTransportFor(socket: net.Socket, limits: ResolvedLimits, description: string, keepAlive: KeepAliveOptions): StreamTransport {
   socket.setNoDelay(true);
+  applyTcpKeepAlive(socket, keepAlive);
   return new StreamTransport(socket, { maxFrameBytes: limits.maxFrameBytes, description });
 }
 
@@ -116,7 +118,7 @@ export async function listenTcp(o: ServerOptions & { host?: string; port?: numbe
   const host = o.host ?? "127.0.0.1";
   const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`)));
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`, o)));
   await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
   const addr = server.address() as net.AddressInfo;
   rs = new RoamServer(() => closeNetServer(server), `tcp://${urlHost(host)}:${addr.port}`, addr.port, undefined, o, limits);
@@ -132,7 +134,7 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
   }
   const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`)));
+  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`, o)));
   await listenNet(server, (cb) => server.listen(o.path, cb));
   rs = new RoamServer(
     async () => {
@@ -171,6 +173,7 @@ export async function listenWebSocket(
   const addr = httpServer.address() as net.AddressInfo;
   let rs: RoamServer | null = null;
   wss.on("connection", (ws, req) => {
+    startWebSocketHeartbeat(ws, o);
     // req.socket is the connection the WebSocket runs on (`ws` sets no-delay on it).
     rs!.adopt(
       new WebSocketTransport(ws as unknown as WebSocketLike, {
@@ -196,9 +199,9 @@ export async function listenWebSocket(
 }
 
 /** Wraps an already-connected Duplex (socket, stdio pair) as the link initiator or acceptor. */
-export async function linkOverStream(stream: net.Socket, o: PeerOptions & { initiator: boolean; description?: string }): Promise<Link> {
+export async function linkOverStream(stream: net.Socket, o: PeerOptions & KeepAliveOptions & { initiator: boolean; description?: string }): Promise<Link> {
   const limits = resolveLimits(o);
-  return startLink(streamTransportFor(stream, limits, o.description ?? "stream"), o, limits);
+  return startLink(streamTransportFor(stream, limits, o.description ?? "stream", o), o, limits);
 }
 
 async function startLink(t: MessageTransport, o: PeerOptions & { initiator: boolean }, limits: ResolvedLimits): Promise<Link> {
@@ -218,7 +221,7 @@ const READ_BUFFER_BYTES = 256 * 1024;
  * bulk stream makes no garbage. (Sockets a server accepts cannot take
  * `onread` in Node; they use 'data' events.)
  */
-async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeoutMs?: number }, description: string): Promise<Link> {
+async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & KeepAliveOptions & { timeoutMs?: number }, description: string): Promise<Link> {
   let transport: StreamTransport | null = null;
   const socket = new net.Socket({
     onread: {
@@ -230,7 +233,7 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeou
     },
   } as net.SocketConstructorOpts);
   const limits = resolveLimits(o);
-  transport = streamTransportFor(socket, limits, description);
+  transport = streamTransportFor(socket, limits, description, o);
   const timeoutMs = o.timeoutMs ?? 10_000;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -252,18 +255,18 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & { timeou
 }
 
 /** Connects over TCP as the link initiator and completes the Hello exchange. */
-export async function connectTcp(o: PeerOptions & { host?: string; port: number; timeoutMs?: number }): Promise<Link> {
+export async function connectTcp(o: PeerOptions & KeepAliveOptions & { host?: string; port: number; timeoutMs?: number }): Promise<Link> {
   const host = o.host ?? "127.0.0.1";
   return connectStream({ host, port: o.port }, o, `tcp ${host}:${o.port}`);
 }
 
 /** Connects to a Unix socket as the link initiator. */
-export async function connectUnix(o: PeerOptions & { path: string; timeoutMs?: number }): Promise<Link> {
+export async function connectUnix(o: PeerOptions & KeepAliveOptions & { path: string; timeoutMs?: number }): Promise<Link> {
   return connectStream({ path: o.path }, o, `unix ${o.path}`);
 }
 
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
-export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs?: number } = {}): Promise<Link> {
+export async function connectWebSocket(url: string, o: PeerOptions & KeepAliveOptions & { timeoutMs?: number } = {}): Promise<Link> {
   const limits = resolveLimits(o);
   const ws = new WebSocket(url, { maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
   // The upgrade response's socket is the connection the WebSocket runs on;
@@ -292,6 +295,7 @@ export async function connectWebSocket(url: string, o: PeerOptions & { timeoutMs
       reject(e);
     });
   });
+  startWebSocketHeartbeat(ws, o);
   const link = new Link(transport!, linkOptions(true, o, limits));
   wireAcceptConnections(link, o);
   await link.start();
