@@ -75,7 +75,7 @@ test("SIGUSR1 dumps a server's call in flight and its paused channel", async () 
   const dump = lineFrom(child.stderr!, /=== roam diagnostics[\s\S]*?channel \d+ receive[^\n]*\n/, 10_000);
   child.kill("SIGUSR1");
   const text = (await dump)[0];
-  assert.match(text, /\[roam server 127\.0\.0\.1:\d+\] 1 link\(s\)/);
+  assert.match(text, /\[roam server tcp:\/\/127\.0\.0\.1:\d+\] 1 link\(s\)/);
   assert.match(text, /<- serving Slow\.hang #\d+ for \d+ ms/);
   assert.match(text, /<- serving Slow\.sink #\d+ for \d+ ms/);
   assert.match(text, /channel \d+ receive: red PAUSED, credit 0 B of 64\.0 KiB, buffered 64\.0 KiB/);
