@@ -131,9 +131,15 @@ export class ShmGuest {
   /** r[shm.guest.attach]: takes the first Empty entry (no doorbell: wake-ups poll). */
   static attachPath(hubPath: string, options: ShmGuestOptions = {}): ShmGuest {
     const seg = openSegmentFile(hubPath);
-    for (let id = 1; id <= seg.config.maxGuests; id++) {
-      if (seg.casPeerState(id, PeerState.Empty, PeerState.Attached)) return new ShmGuest(seg, id, "path", new PollWaker(), options);
+    let id = 1;
+    try {
+      // seg.guest(id) checks the entry's offsets before its state is touched.
+      for (; id <= seg.config.maxGuests; id++) if (seg.guest(id) && seg.casPeerState(id, PeerState.Empty, PeerState.Attached)) break;
+    } catch (e) {
+      seg.backing.close();
+      throw e;
     }
+    if (id <= seg.config.maxGuests) return new ShmGuest(seg, id, "path", new PollWaker(), options);
     seg.backing.close();
     throw new SegmentError("the hub is full (r[shm.guest.attach-failure])");
   }

@@ -14,12 +14,15 @@ import {
   EXT,
   EXT_ALL,
   computeLayout,
+  BIPBUF_HEADER_SIZE,
   effectiveInlineThreshold,
+  FRAME_HEADER_SIZE,
   guestOffsets,
   H,
   HEADER_SIZE,
   MAGIC,
   P,
+  PEER_ENTRY_SIZE,
   PeerState,
   validateConfig,
   VERSION,
@@ -109,6 +112,14 @@ export class Segment {
     readonly backing: Backing,
     readonly config: SegmentConfig,
     readonly layout: SegmentLayout,
+    /**
+     * How the guest areas are found: "computed" from the layout (a segment
+     * this process created, or one whose host placed its size-class count),
+     * or read from each peer entry's ring_offset / channel_table_offset, the
+     * only placement the spec itself gives (a host that placed no class
+     * count: see readConfig).
+     */
+    readonly placement: "computed" | "peer-entries" = "computed",
   ) {
     const sab = backing.sab;
     this.u8 = new Uint8Array(sab);
@@ -166,8 +177,14 @@ export class Segment {
   /**
    * Reads the configuration from the first bytes of a segment (the header and
    * the size-class headers), validating magic and version.
+   *
+   * The spec (3e673433) does not place the VarSlotPool's class count, nor
+   * where the guest areas start: the reference and roam-ts write them into
+   * the header's reserved area (guest_areas_offset u64 @96, class count u32
+   * @104). A host written from the spec alone leaves that area zero; see
+   * readSpecPlaced for what a guest then does.
    */
-  static readConfig(bytes: Uint8Array): { config: SegmentConfig; layout: SegmentLayout } {
+  static readConfig(bytes: Uint8Array): { config: SegmentConfig; layout: SegmentLayout; placement: "computed" | "peer-entries" } {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < HEADER_SIZE) throw new SegmentError("segment is smaller than its header");
     for (let i = 0; i < 8; i++) if (bytes[i] !== MAGIC[i]) throw new SegmentError("not a roam SHM segment (bad magic; r[shm.segment.magic])");
@@ -175,13 +192,14 @@ export class Segment {
     if (version !== VERSION) throw new SegmentError(`segment version ${version} is not supported (this side speaks v${VERSION})`);
     if (dv.getUint32(H.headerSize, true) !== HEADER_SIZE) throw new SegmentError("segment header size is not 128");
     if (dv.getUint32(H.slotSize, true) !== 0) throw new SegmentError("v2 segments must have slot_size = 0");
-    const poolOffset = Number(dv.getBigUint64(H.varSlotPoolOffset, true));
-    if (poolOffset === 0) throw new SegmentError("v2 segments must have a VarSlotPool");
+    const poolOffset = dv.getBigUint64(H.varSlotPoolOffset, true);
+    if (poolOffset === 0n) throw new SegmentError("v2 segments must have a VarSlotPool");
     const numClasses = dv.getUint32(H.numClasses, true);
-    if (numClasses < 1 || numClasses > 255 || poolOffset + numClasses * 64 > bytes.length) throw new SegmentError("bad size-class count");
+    if (numClasses === 0) return Segment.readSpecPlaced(dv);
+    if (numClasses > 255 || poolOffset > BigInt(bytes.length) || Number(poolOffset) + numClasses * 64 > bytes.length) throw new SegmentError("bad size-class count");
     const sizeClasses = [];
     for (let c = 0; c < numClasses; c++) {
-      const h = poolOffset + c * 64;
+      const h = Number(poolOffset) + c * 64;
       sizeClasses.push({ slotSize: dv.getUint32(h + C.slotSize, true), count: dv.getUint32(h + C.slotsPerExtent, true) });
     }
     const config: SegmentConfig = {
@@ -202,20 +220,98 @@ export class Segment {
     const layout = computeLayout(config);
     if (
       layout.peerTableOffset !== Number(dv.getBigUint64(H.peerTableOffset, true)) ||
-      layout.varSlotPoolOffset !== poolOffset ||
+      layout.varSlotPoolOffset !== Number(poolOffset) ||
       layout.guestAreasOffset !== Number(dv.getBigUint64(H.guestAreasOffset, true)) ||
       layout.totalSize !== Number(dv.getBigUint64(H.totalSize, true))
     ) {
       throw new SegmentError("segment layout does not match its header (written by an incompatible implementation?)");
     }
-    return { config, layout };
+    return { config, layout, placement: "computed" };
+  }
+
+  /**
+   * A header with no size-class count (a host that follows only the spec):
+   * the configuration is what the spec's header fields say, the peer table is
+   * at peer_table_offset, and each guest finds its BipBuffers and channel
+   * table through its own peer entry (ring_offset, channel_table_offset).
+   *
+   * The VarSlotPool cannot be used: the spec gives var_slot_pool_offset and
+   * the first three fields of a size-class header, but not how many classes
+   * there are, where a class's free-list head is, or where its first extent
+   * lies. Such a guest sends and receives inline frames only. The spec's rule
+   * for a guest that cannot work within the host's limits is not to attach
+   * (r[shm.handshake.no-negotiation]): it attaches only when a payload of
+   * max_payload_size goes inline by the spec's own threshold rule
+   * (24 + max_payload_size <= inline_threshold, r[shm.frame.threshold]).
+   * Every value is bounds-checked: the segment is not trusted.
+   */
+  private static readSpecPlaced(dv: DataView): { config: SegmentConfig; layout: SegmentLayout; placement: "peer-entries" } {
+    const bad = (msg: string): never => {
+      throw new SegmentError(`segment without a size-class count (a spec-only host): ${msg}`);
+    };
+    const maxGuests = dv.getUint32(H.maxGuests, true);
+    const bipbufCapacity = dv.getUint32(H.bipbufCapacity, true);
+    const rawInline = dv.getUint32(H.inlineThreshold, true);
+    const inline = effectiveInlineThreshold(rawInline);
+    const maxChannels = dv.getUint32(H.maxChannels, true);
+    const maxPayloadSize = dv.getUint32(H.maxPayloadSize, true);
+    const initialCredit = dv.getUint32(H.initialCredit, true);
+    const heartbeatNs = dv.getBigUint64(H.heartbeatInterval, true);
+    const totalSize = dv.getBigUint64(H.totalSize, true);
+    const currentSize = dv.getBigUint64(H.currentSize, true);
+    const peerTable = dv.getBigUint64(H.peerTableOffset, true);
+    const poolOffset = dv.getBigUint64(H.varSlotPoolOffset, true);
+    // 1 TiB: far beyond any real segment, small enough for exact arithmetic in a double.
+    const LIMIT = 1n << 40n;
+    if (maxGuests < 1 || maxGuests > 255) bad(`max_guests ${maxGuests} is outside 1..255 (r[shm.topology.max-guests])`);
+    if (bipbufCapacity < 64 || bipbufCapacity % 4 !== 0 || bipbufCapacity > 1 << 30) bad(`bipbuf_capacity ${bipbufCapacity} is not a multiple of 4 in 64..2^30`);
+    if (inline < FRAME_HEADER_SIZE || inline > bipbufCapacity) bad(`inline_threshold ${inline} is outside ${FRAME_HEADER_SIZE}..bipbuf_capacity`);
+    if (maxChannels < 2 || maxChannels > 1 << 20) bad(`max_channels ${maxChannels} is outside 2..2^20`);
+    if (maxPayloadSize < 1 || maxPayloadSize > 0x7fffffff) bad(`max_payload_size ${maxPayloadSize} is outside 1..2^31-1`);
+    if (initialCredit < 1 || initialCredit > 0x7fffffff) bad(`initial_credit ${initialCredit} is outside 1..2^31-1`);
+    if (heartbeatNs > LIMIT) bad(`heartbeat_interval ${heartbeatNs} ns is implausible`);
+    if (totalSize < BigInt(HEADER_SIZE) || totalSize > LIMIT) bad(`total_size ${totalSize} is implausible`);
+    if (currentSize > LIMIT) bad(`current_size ${currentSize} is implausible`);
+    if (peerTable < BigInt(HEADER_SIZE) || peerTable % 8n !== 0n || peerTable + BigInt(maxGuests * PEER_ENTRY_SIZE) > totalSize) {
+      bad(`peer_table_offset ${peerTable} does not place ${maxGuests} entries of 64 bytes, 8-aligned, after the header and inside total_size ${totalSize}`);
+    }
+    if (poolOffset >= totalSize) bad(`var_slot_pool_offset ${poolOffset} is beyond total_size`);
+    if (FRAME_HEADER_SIZE + maxPayloadSize > inline) {
+      throw new SegmentError(
+        `shm.handshake.no-negotiation: this guest cannot operate within the host's limits: the host places no size-class count, so its VarSlotPool ` +
+          `cannot be used, and a payload of max_payload_size ${maxPayloadSize} does not go inline (inline_threshold ${inline}); not attaching`,
+      );
+    }
+    const config: SegmentConfig = {
+      maxPayloadSize,
+      initialCredit,
+      maxGuests,
+      bipbufCapacity,
+      inlineThreshold: rawInline,
+      maxChannels,
+      heartbeatIntervalMs: Number(heartbeatNs) / 1e6,
+      sizeClasses: [],
+    };
+    const total = Number(totalSize);
+    const layout: SegmentLayout = {
+      peerTableOffset: Number(peerTable),
+      varSlotPoolOffset: Number(poolOffset),
+      guestAreasOffset: 0,
+      guestAreaSize: 0,
+      bipbufSize: BIPBUF_HEADER_SIZE + bipbufCapacity,
+      classes: [],
+      totalSize: total,
+      maxSize: Math.max(total, Number(currentSize)),
+    };
+    return { config, layout, placement: "peer-entries" };
   }
 
   /** Attaches to an initialized backing (validates the header). */
   static attach(backing: Backing): Segment {
-    const { config, layout } = Segment.readConfig(new Uint8Array(backing.sab, 0, Math.min(backing.accessible, 1 << 16)));
-    const s = new Segment(backing, config, layout);
-    backing.ensure(Number(Atomics.load(s.u64, H.currentSize >> 3)));
+    const { config, layout, placement } = Segment.readConfig(new Uint8Array(backing.sab, 0, Math.min(backing.accessible, 1 << 16)));
+    if (backing.accessible < layout.totalSize) throw new SegmentError(`the segment is ${backing.accessible} B, smaller than its total_size ${layout.totalSize}`);
+    const s = new Segment(backing, config, layout, placement);
+    if (placement === "computed") backing.ensure(Number(Atomics.load(s.u64, H.currentSize >> 3)));
     return s;
   }
 
@@ -242,7 +338,7 @@ export class Segment {
     if (!Number.isInteger(peerId) || peerId < 1 || peerId > this.config.maxGuests) {
       throw new SegmentError(`peer id ${peerId} is outside 1..${this.config.maxGuests}`);
     }
-    const o = guestOffsets(this.layout, peerId);
+    const o = this.placement === "computed" ? guestOffsets(this.layout, peerId) : this.entryOffsets(peerId);
     g = {
       peerId,
       g2h: new BipBuffer(this.i32, o.g2h, this.config.bipbufCapacity),
@@ -252,6 +348,35 @@ export class Segment {
     };
     this.guests.set(peerId, g);
     return g;
+  }
+
+  /**
+   * A guest's area as its peer entry places it (r[shm.segment.peer-table],
+   * r[shm.bipbuf.layout]): G→H BipBuffer at ring_offset, H→G right after it,
+   * the channel table at channel_table_offset. Checked against the segment
+   * before anything is read through them.
+   */
+  private entryOffsets(peerId: number): ReturnType<typeof guestOffsets> {
+    const entry = this.layout.peerTableOffset + (peerId - 1) * PEER_ENTRY_SIZE;
+    const ring = this.dv.getBigUint64(entry + P.ringOffset, true);
+    const table = this.dv.getBigUint64(entry + P.channelTableOffset, true);
+    const end = BigInt(Math.min(this.layout.totalSize, this.backing.accessible));
+    const rings = BigInt(2 * this.layout.bipbufSize);
+    const tableSize = BigInt(this.config.maxChannels * CHANNEL_ENTRY_SIZE);
+    const peerTableEnd = BigInt(this.layout.peerTableOffset + this.config.maxGuests * PEER_ENTRY_SIZE);
+    const overlapsPeerTable = (at: bigint, size: bigint) => at < peerTableEnd && at + size > BigInt(this.layout.peerTableOffset);
+    const bad = (msg: string): never => {
+      throw new SegmentError(`peer ${peerId}'s entry: ${msg}`);
+    };
+    // BipBufHeader is align(64) (r[shm.bipbuf.header]); channel entries hold atomics (4-byte aligned).
+    if (ring % 64n !== 0n || ring < BigInt(HEADER_SIZE) || ring + rings > end || overlapsPeerTable(ring, rings)) {
+      bad(`ring_offset ${ring} does not place two BipBuffers of ${this.layout.bipbufSize} bytes inside the segment (${end} B)`);
+    }
+    if (table % 4n !== 0n || table < BigInt(HEADER_SIZE) || table + tableSize > end || overlapsPeerTable(table, tableSize) || (table < ring + rings && table + tableSize > ring)) {
+      bad(`channel_table_offset ${table} does not place ${this.config.maxChannels} entries inside the segment, clear of the BipBuffers`);
+    }
+    const area = Number(ring);
+    return { peerEntry: entry, area, g2h: area, h2g: area + this.layout.bipbufSize, channelTable: Number(table) };
   }
 
   peerState(peerId: number): PeerStateValue {

@@ -119,6 +119,8 @@ export class ShmTransport implements MessageTransport, CreditHost {
   private readonly isHost: boolean;
   private readonly inline: number;
   private readonly maxFramePayload: number;
+  /** The segment places no size classes we can use (a spec-only host): inline frames only. */
+  private readonly poolless: boolean;
   private readonly initialCredit: number;
   private readonly maxChannels: number;
   private readonly waker: Waker;
@@ -190,7 +192,8 @@ export class ShmTransport implements MessageTransport, CreditHost {
     this.owner = this.isHost ? 0 : options.peerId;
     this.inline = seg.inlineThreshold;
     const classes = seg.layout.classes;
-    this.maxFramePayload = classes[classes.length - 1]!.slotSize;
+    this.poolless = classes.length === 0;
+    this.maxFramePayload = this.poolless ? this.inline - FRAME_HEADER_SIZE : classes[classes.length - 1]!.slotSize;
     this.initialCredit = seg.config.initialCredit;
     this.maxChannels = seg.config.maxChannels;
     this.waker = options.waker;
@@ -220,6 +223,18 @@ export class ShmTransport implements MessageTransport, CreditHost {
       case "Request":
       case "Response": {
         let ids: number[] = m.channels;
+        if (m.type === "Request" && this.poolless) {
+          // Without slots only the envelope (metadata, channel list) can push a call over the inline
+          // threshold (the segment's limits were checked at attach): refuse it before any entry is taken.
+          // Table indices are below max_channels: measure with the widest.
+          const w = prefixWriter;
+          w.reset();
+          writeCallPrefix(w, m.connId, m.metadata, m.channels.map(() => this.maxChannels - 1), m.payload.length);
+          if (FRAME_HEADER_SIZE + w.pos + m.payload.length > this.inline) {
+            this.refuseRequest(m.connId, m.requestId, m.channels, this.noSlotsReason(w.pos + m.payload.length));
+            return;
+          }
+        }
         if (m.channels.length > 0) {
           const mapped = this.mapOutgoing(m.connId, m.channels);
           if (mapped === null) {
@@ -440,9 +455,17 @@ export class ShmTransport implements MessageTransport, CreditHost {
     }
   }
 
+  private noSlotsReason(len: number): string {
+    return (
+      `a frame payload of ${len} bytes needs a VarSlotPool slot (inline_threshold ${this.inline}), and this segment's host ` +
+      `places no size-class count, so its pool cannot be used (a spec-only host; docs/shm-compat.md)`
+    );
+  }
+
   /** A Request whose channels do not fit the table: answer it locally with an error. */
-  private refuseRequest(connId: number, requestId: number, _ids: readonly number[]): void {
-    const reason = `shm.flow.channel-table-indexing: the channel table of peer ${this.options.peerId} is full (${this.maxChannels} entries); too many channels open at once`;
+  private refuseRequest(connId: number, requestId: number, _ids: readonly number[], why?: string): void {
+    const reason =
+      why ?? `shm.flow.channel-table-indexing: the channel table of peer ${this.options.peerId} is full (${this.maxChannels} entries); too many channels open at once`;
     queueMicrotask(() => {
       if (this.stopped) return;
       this.sink?.message({ type: "Response", connId, requestId, metadata: [["roam-error", reason]], channels: [], payload: RESPONSE_CANCELLED });
@@ -555,6 +578,10 @@ export class ShmTransport implements MessageTransport, CreditHost {
   private emit(type: number, id: number, methodId: bigint, a: Uint8Array, b: Uint8Array | null, c: Uint8Array | null): void {
     if (this.stopped) return;
     const len = a.length + (b === null ? 0 : b.length) + (c === null ? 0 : c.length);
+    if (this.poolless && FRAME_HEADER_SIZE + len > this.inline) {
+      this.stop("closed", new Error(`shm: cannot send a ${MSG_TYPE_NAMES[type]} frame: ${this.noSlotsReason(len)}`));
+      return;
+    }
     if (this.queueHead >= this.queue.length && this.write(type, id, methodId, a, b, c, len)) return;
     // Keep order: everything after a blocked frame waits behind it.
     const bytes = new Uint8Array(len);
@@ -747,6 +774,11 @@ export class ShmTransport implements MessageTransport, CreditHost {
         if (flags & FLAG_SLOT_REF) {
           if (total !== FRAME_HEADER_SIZE + SLOT_REF_SIZE) {
             this.violate("shm.frame.slot-ref", `slot frame of ${total} bytes (must be 36)`);
+            break;
+          }
+          if (this.poolless) {
+            // Not the host's fault (large payloads MUST use slots): we cannot find the slot.
+            this.violate("shm.handshake.no-negotiation", `a slot-referenced frame arrived, but this segment places no size-class count, so its VarSlotPool cannot be read`);
             break;
           }
           const ref: SlotRef = {
