@@ -61,6 +61,8 @@ export class BipBuffer {
     const w = Atomics.load(this.i32, this.iWrite);
     const r = Atomics.load(this.i32, this.iRead);
     if (n <= 0 || n >= cap) return -1;
+    // Positions outside the buffer (shared memory overwritten by someone): grant nothing rather than write beyond it.
+    if (w < 0 || w > cap || r < 0 || r > cap) return -1;
     if (w >= r) {
       if (cap - w >= n) {
         this.granted = w;
@@ -101,13 +103,21 @@ export class BipBuffer {
 
   /**
    * Start (offset in the data region) of the readable bytes, with their count
-   * in `readableLength` (r[shm.bipbuf.read]); -1 when empty.
+   * in `readableLength` (r[shm.bipbuf.read]); -1 when empty, CORRUPT when a
+   * position lies outside the data region (the memory is shared with a peer
+   * that is not trusted: nothing is read beyond the buffer).
    */
   readableLength = 0;
+  static readonly CORRUPT = -2;
   readable(): number {
+    const cap = this.capacity;
     for (let attempt = 0; attempt < 2; attempt++) {
       const wm = Atomics.load(this.i32, this.iWatermark);
       const r = Atomics.load(this.i32, this.iRead);
+      if (wm < 0 || wm > cap || r < 0 || r > cap) {
+        this.readableLength = 0;
+        return BipBuffer.CORRUPT;
+      }
       if (wm !== 0) {
         if (r < wm) {
           this.readableLength = wm - r;
@@ -118,6 +128,10 @@ export class BipBuffer {
         continue;
       }
       const w = Atomics.load(this.i32, this.iWrite);
+      if (w < 0 || w > cap) {
+        this.readableLength = 0;
+        return BipBuffer.CORRUPT;
+      }
       if (r < w) {
         this.readableLength = w - r;
         return r;

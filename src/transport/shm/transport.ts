@@ -28,7 +28,7 @@ import { RESPONSE_CANCELLED } from "../../service/define.js";
 import { ConnectionClosedError } from "../../session/errors.js";
 import type { MessageTransport, TransportSink } from "../../session/transport.js";
 import type { Message } from "../../wire/message.js";
-import type { BipBuffer } from "./bipbuf.js";
+import { BipBuffer } from "./bipbuf.js";
 import { channelKey, ShmFlowControl, ShmReceiveCredit, ShmSendCredit, type CreditHost } from "./flow.js";
 import { connIdBytes, controlPayload, decodeFrame, FLAG_SLOT_REF, MSG_TYPE_NAMES, MsgType, writeCallPrefix } from "./frame.js";
 import { align, EXT, FRAME_HEADER_SIZE, SLOT_REF_SIZE } from "./layout.js";
@@ -754,7 +754,10 @@ export class ShmTransport implements MessageTransport, CreditHost {
       let bytes = 0;
       while (consumed < 8192 && bytes < 64 * 1024 * 1024 && !this.stopped && !this.rxFailed) {
         const start = rx.readable();
-        if (start < 0) break;
+        if (start < 0) {
+          if (start === BipBuffer.CORRUPT) this.violate("shm.bipbuf.read", `a position of the incoming BipBuffer lies outside its ${rx.capacity}-byte data region`);
+          break;
+        }
         const avail = rx.readableLength;
         const base = rx.data + start;
         const total = avail >= 4 ? dv.getUint32(base, true) : 0;
