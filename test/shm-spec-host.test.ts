@@ -18,12 +18,14 @@ import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import type { Socket } from "node:net";
 import { after, describe, test } from "node:test";
-import { ShmGuest } from "../src/transport/shm/index.js";
+import type { Message } from "../src/wire/message.js";
+import { MemoryBacking, Segment, ShmGuest, ShmTransport } from "../src/transport/shm/index.js";
+import { PollWaker } from "../src/transport/shm/waker.js";
 import { nativeShm, requireNativeShm } from "../src/transport/shm/native.js";
 import { GuestTest } from "./helpers/shm-api.js";
 import { optedOut, requireOrOptOut, type Requirement } from "./helpers/requirements.js";
 import { GUEST_SCRIPT, leftoverSegments, segmentPath, within } from "./helpers/shm-harness.js";
-import { Cur, SpecHost, str, TESTBED, type SpecHostConfig } from "./helpers/spec-host.js";
+import { Cur, SpecHost, str, T, TESTBED, type SpecHostConfig } from "./helpers/spec-host.js";
 
 /** A missing native addon fails these tests (ROAM_SKIP_NATIVE=1 opts out). */
 const nativeRequirement: Requirement = {
@@ -120,6 +122,76 @@ describe("SHM with a spec-only host", { skip }, () => {
     assert.equal(await within(exited, 10_000, `guest exit (stderr: ${err})`), 0, `guest stderr: ${err}`);
     assert.equal(host.peerState(1), 2, "the guest left its entry in Goodbye (r[shm.guest.detach])");
     assert.ok(host.rings > 0);
+  });
+
+  test("without a usable pool: a call whose envelope needs a slot is refused locally, a frame too large fails the link, a slot frame gets the rule-id reason", async () => {
+    const host = SpecHost.create(segmentPath("spec-host-inline"), CONFIG);
+    hosts.push(host);
+    const seg = Segment.attach(new MemoryBacking(host.sab));
+    assert.equal(seg.placement, "peer-entries");
+    assert.equal(seg.guest(1).g2h.header, host.placed.areas[0], "the area is the one the peer entry names");
+    assert.equal(seg.guest(1).channels.offset, host.placed.tables[0]);
+    const got: Message[] = [];
+    const malformed: string[] = [];
+    const closed: (Error | undefined)[] = [];
+    const waker = new PollWaker();
+    const t = new ShmTransport({ role: "guest", segment: seg, peerId: 1, waker });
+    waker.start(() => t.wake());
+    t.start({ message: (m) => got.push(m), malformed: (rule, detail) => malformed.push(`${rule}: ${detail}`), closed: (c) => closed.push(c) });
+    try {
+      // 1. Metadata pushes a small call over the inline threshold: answered here with an error, nothing written.
+      t.send({ type: "Request", connId: 0, requestId: 7, methodId: TESTBED.echo, metadata: [["note", "x".repeat(CONFIG.inlineThreshold)]], channels: [], payload: Uint8Array.of(1, 0x41) });
+      await within(
+        (async () => {
+          for (let i = 0; i < 200 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+        })(),
+        5_000,
+        "the local refusal",
+      );
+      const r = got[0];
+      assert.ok(r !== undefined && r.type === "Response" && r.requestId === 7, JSON.stringify(r));
+      assert.match(String(r.metadata.find(([k]) => k === "roam-error")?.[1]), /needs a VarSlotPool slot/);
+      assert.equal(host.guestWritePosition(), 0, "no frame went to the host");
+      // 2. A slot-referenced frame from the host: a Goodbye reason naming the rule, not a crash.
+      await host.sendSlotRef(T.Request, 1, 100);
+      t.wake();
+      assert.equal(malformed.length, 1);
+      assert.match(malformed[0]!, /^shm\.handshake\.no-negotiation: a slot-referenced frame arrived/);
+      // 3. A Goodbye whose reason needs a slot: the transport stops with that cause.
+      t.send({ type: "Goodbye", connId: 0, reason: "y".repeat(CONFIG.inlineThreshold) });
+      assert.equal(closed.length, 1);
+      assert.match(String(closed[0]?.message), /cannot send a Goodbye frame: .*needs a VarSlotPool slot/);
+      assert.equal(host.guestWritePosition(), 0, "still nothing written");
+    } finally {
+      t.close();
+      waker.close();
+    }
+  });
+
+  test("a BipBuffer position outside the buffer is a violation, and nothing is read beyond it", () => {
+    const host = SpecHost.create(segmentPath("spec-host-bipbuf"), CONFIG);
+    hosts.push(host);
+    const seg = Segment.attach(new MemoryBacking(host.sab));
+    const malformed: string[] = [];
+    const got: Message[] = [];
+    const waker = new PollWaker();
+    const t = new ShmTransport({ role: "guest", segment: seg, peerId: 1, waker });
+    t.start({ message: (m) => got.push(m), malformed: (rule, detail) => malformed.push(`${rule}: ${detail}`), closed: () => {} });
+    try {
+      const h2g = host.placed.areas[0]! + 128 + CONFIG.bipbufCapacity;
+      host.dv.setUint32(h2g + 0, CONFIG.bipbufCapacity + 64, true); // write beyond the data region
+      t.wake();
+      assert.deepEqual(got, []);
+      assert.equal(malformed.length, 1);
+      assert.match(malformed[0]!, /^shm\.bipbuf\.read: a position of the incoming BipBuffer lies outside/);
+      // And as a producer: a read position beyond the buffer grants nothing.
+      const g2h = seg.guest(1).g2h;
+      host.dv.setUint32(host.placed.areas[0]! + 64, CONFIG.bipbufCapacity + 4, true);
+      assert.equal(g2h.grant(64), -1);
+    } finally {
+      t.close();
+      waker.close();
+    }
   });
 
   test("a guest does not attach when the spec-only host's max_payload_size cannot go inline (r[shm.handshake.no-negotiation])", () => {

@@ -166,7 +166,7 @@ export class SpecHost {
   readonly dv: DataView;
   readonly i32: Int32Array;
   private readonly native: NativeShm;
-  private readonly sab: SharedArrayBuffer;
+  readonly sab: SharedArrayBuffer;
   private fd: number;
   private closed = false;
   /** Where this host put things (for the test's checks). */
@@ -381,6 +381,32 @@ export class SpecHost {
       await this.doorbell("room in the H→G buffer"); // r[shm.wakeup.producer-wait]: the guest rings after releasing
     }
     throw new Error("the H→G buffer stayed full");
+  }
+
+  /**
+   * A frame whose payload is in a VarSlotPool slot (r[shm.frame.slot-ref]): what
+   * r[shm.payload.slot] demands for a payload above the inline threshold. The
+   * reference names slot 0 of class 0, extent 0 of this host's pool.
+   */
+  async sendSlotRef(type: number, id: number, payloadLen: number): Promise<void> {
+    const total = FRAME_HEADER_SIZE + 12;
+    const at = this.grant(total);
+    if (at < 0) throw new Error("H→G is full");
+    const base = this.h2g + BIPBUF_HEADER_SIZE + at;
+    this.u8.fill(0, base, base + total);
+    this.dv.setUint32(base, total, true);
+    this.u8[base + 4] = type;
+    this.u8[base + 5] = 1; // FLAG_SLOT_REF
+    this.dv.setUint32(base + 8, id, true);
+    this.dv.setUint32(base + 20, payloadLen, true);
+    this.dv.setUint32(base + 32, 1, true); // slot_generation
+    this.st(this.h2g + B.write, at + total);
+    this.ring();
+  }
+
+  /** Bytes the guest committed to G→H so far (its write position). */
+  guestWritePosition(): number {
+    return this.ld(this.g2h + B.write);
   }
 
   /** r[shm.bipbuf.read] + r[shm.bipbuf.release] on G→H: every frame available now. */

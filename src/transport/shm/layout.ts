@@ -15,7 +15,9 @@
  * Where the spec leaves the layout open, this follows the reference's facts:
  * the header's reserved area holds guest_areas_offset (u64 @96) and the number
  * of size classes (u32 @104); a size class header holds one free-list head per
- * extent and at most 3 extents per class.
+ * extent and at most 3 extents per class. A host written from the spec alone
+ * leaves the reserved area zero: a guest then reads only what the spec places
+ * (Segment.readConfig, docs/shm-compat.md rows 7 and 8).
  */
 
 export const MAGIC = new Uint8Array([0x52, 0x41, 0x50, 0x41, 0x48, 0x55, 0x42, 0x01]); // "RAPAHUB\x01"
