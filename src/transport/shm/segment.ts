@@ -258,8 +258,8 @@ export class Segment {
     const initialCredit = dv.getUint32(H.initialCredit, true);
     const heartbeatNs = dv.getBigUint64(H.heartbeatInterval, true);
     const totalSize = dv.getBigUint64(H.totalSize, true);
-    const currentSize = dv.getBigUint64(H.currentSize, true);
     const peerTable = dv.getBigUint64(H.peerTableOffset, true);
+    // var_slot_pool_offset is only recorded: this guest never reads the pool.
     const poolOffset = dv.getBigUint64(H.varSlotPoolOffset, true);
     // 1 TiB: far beyond any real segment, small enough for exact arithmetic in a double.
     const LIMIT = 1n << 40n;
@@ -269,13 +269,10 @@ export class Segment {
     if (maxChannels < 2 || maxChannels > 1 << 20) bad(`max_channels ${maxChannels} is outside 2..2^20`);
     if (maxPayloadSize < 1 || maxPayloadSize > 0x7fffffff) bad(`max_payload_size ${maxPayloadSize} is outside 1..2^31-1`);
     if (initialCredit < 1 || initialCredit > 0x7fffffff) bad(`initial_credit ${initialCredit} is outside 1..2^31-1`);
-    if (heartbeatNs > LIMIT) bad(`heartbeat_interval ${heartbeatNs} ns is implausible`);
     if (totalSize < BigInt(HEADER_SIZE) || totalSize > LIMIT) bad(`total_size ${totalSize} is implausible`);
-    if (currentSize > LIMIT) bad(`current_size ${currentSize} is implausible`);
     if (peerTable < BigInt(HEADER_SIZE) || peerTable % 8n !== 0n || peerTable + BigInt(maxGuests * PEER_ENTRY_SIZE) > totalSize) {
       bad(`peer_table_offset ${peerTable} does not place ${maxGuests} entries of 64 bytes, 8-aligned, after the header and inside total_size ${totalSize}`);
     }
-    if (poolOffset >= totalSize) bad(`var_slot_pool_offset ${poolOffset} is beyond total_size`);
     if (FRAME_HEADER_SIZE + maxPayloadSize > inline) {
       throw new SegmentError(
         `shm.handshake.no-negotiation: this guest cannot operate within the host's limits: the host places no size-class count, so its VarSlotPool ` +
@@ -301,7 +298,8 @@ export class Segment {
       bipbufSize: BIPBUF_HEADER_SIZE + bipbufCapacity,
       classes: [],
       totalSize: total,
-      maxSize: Math.max(total, Number(currentSize)),
+      // Extents appended later (current_size) are never read: this guest uses no slots.
+      maxSize: total,
     };
     return { config, layout, placement: "peer-entries" };
   }
