@@ -12,6 +12,9 @@
  */
 import { B, BIPBUF_HEADER_SIZE } from "./layout.js";
 
+/** Returned by `grant`/`readable` when the header holds an index outside the ring. */
+export const FAULT = -2;
+
 export class BipBuffer {
   /** Int32Array indices of the header fields. */
   private readonly iWrite: number;
@@ -53,16 +56,31 @@ export class BipBuffer {
   // --- producer -----------------------------------------------------------
 
   /**
+   * What was wrong when `grant` or `readable` returned FAULT: the header holds
+   * an index outside the ring (the other side wrote it — shared memory is
+   * untrusted, so nothing is read or written through it).
+   */
+  fault = "";
+
+  private badIndex(what: string, v: number): number {
+    this.fault = `shm.bipbuf.header: ${what} index ${v} is outside the ring (capacity ${this.capacity})`;
+    return FAULT;
+  }
+
+  /**
    * Reserves `n` contiguous bytes (r[shm.bipbuf.grant]); returns their offset
-   * inside the data region, or -1 when full. Follow with `commit(n)`.
+   * inside the data region, -1 when full, or FAULT when the header is corrupt.
+   * Follow with `commit(n)`.
    */
   grant(n: number): number {
     const cap = this.capacity;
     const w = Atomics.load(this.i32, this.iWrite);
     const r = Atomics.load(this.i32, this.iRead);
+    // Both indices are checked before use: the consumer writes `read`, and
+    // either side's memory can be scribbled on by a broken peer.
+    if (!(w >= 0 && w <= cap)) return this.badIndex("write", w);
+    if (!(r >= 0 && r <= cap)) return this.badIndex("read", r);
     if (n <= 0 || n >= cap) return -1;
-    // Positions outside the buffer (shared memory overwritten by someone): grant nothing rather than write beyond it.
-    if (w < 0 || w > cap || r < 0 || r > cap) return -1;
     if (w >= r) {
       if (cap - w >= n) {
         this.granted = w;
@@ -103,21 +121,18 @@ export class BipBuffer {
 
   /**
    * Start (offset in the data region) of the readable bytes, with their count
-   * in `readableLength` (r[shm.bipbuf.read]); -1 when empty, CORRUPT when a
-   * position lies outside the data region (the memory is shared with a peer
-   * that is not trusted: nothing is read beyond the buffer).
+   * in `readableLength` (r[shm.bipbuf.read]); -1 when empty, FAULT when an
+   * index in the header lies outside the ring (see `fault`). Every index is
+   * checked before it is used as an offset: the producer is untrusted.
    */
   readableLength = 0;
-  static readonly CORRUPT = -2;
   readable(): number {
     const cap = this.capacity;
     for (let attempt = 0; attempt < 2; attempt++) {
       const wm = Atomics.load(this.i32, this.iWatermark);
       const r = Atomics.load(this.i32, this.iRead);
-      if (wm < 0 || wm > cap || r < 0 || r > cap) {
-        this.readableLength = 0;
-        return BipBuffer.CORRUPT;
-      }
+      if (!(r >= 0 && r <= cap)) return this.badIndex("read", r);
+      if (!(wm >= 0 && wm <= cap)) return this.badIndex("watermark", wm);
       if (wm !== 0) {
         if (r < wm) {
           this.readableLength = wm - r;
@@ -128,10 +143,7 @@ export class BipBuffer {
         continue;
       }
       const w = Atomics.load(this.i32, this.iWrite);
-      if (w < 0 || w > cap) {
-        this.readableLength = 0;
-        return BipBuffer.CORRUPT;
-      }
+      if (!(w >= 0 && w <= cap)) return this.badIndex("write", w);
       if (r < w) {
         this.readableLength = w - r;
         return r;
@@ -171,6 +183,9 @@ export class BipBuffer {
     let r = Atomics.load(this.i32, this.iRead);
     const wm = Atomics.load(this.i32, this.iWatermark);
     const w = Atomics.load(this.i32, this.iWrite);
+    const cap = this.capacity;
+    // A corrupt header: nothing in this ring can be trusted to walk.
+    if (!(r >= 0 && r <= cap && w >= 0 && w <= cap && wm >= 0 && wm <= cap)) return;
     const walk = (from: number, to: number) => {
       let p = from;
       while (p + 24 <= to) {

@@ -67,6 +67,14 @@ function openSegmentFile(hubPath: string): Segment {
 export interface ShmGuestOptions {
   /** Called once the guest detached (the link closed, the host said goodbye or died). */
   onDetach?: (reason: string) => void;
+  /**
+   * A guest without a doorbell (attached by path) takes the host for dead when
+   * the host's heartbeat in the segment is older than this (default 10 s; a
+   * heartbeat of 0 counts as stale from the moment of attaching). A host
+   * process that no longer exists is noticed at the next check (≤ 250 ms)
+   * from its pid. 0 disables the heartbeat check.
+   */
+  hostTimeoutMs?: number;
 }
 
 export class ShmGuest {
@@ -76,6 +84,10 @@ export class ShmGuest {
   private readonly monitor: ReturnType<typeof setInterval>;
   private detachedReason: string | null = null;
   private detachListeners: ((reason: string) => void)[] = [];
+  private readonly hostTimeoutNs: bigint;
+  private readonly attachedAtNs = process.hrtime.bigint();
+  /** host_goodbye was set at the previous check (acted on only when it persists). */
+  private goodbyeSeen = false;
 
   private constructor(
     readonly segment: Segment,
@@ -85,6 +97,7 @@ export class ShmGuest {
     options: ShmGuestOptions,
   ) {
     if (options.onDetach) this.detachListeners.push(options.onDetach);
+    this.hostTimeoutNs = BigInt(Math.round((options.hostTimeoutMs ?? 10_000) * 1e6));
     // Advertise our extensions of the spec (layout.EXT) before anything else.
     segment.setPeerExtensions(peerId, EXT_ALL);
     this.epoch = segment.bumpEpoch(peerId);
@@ -204,11 +217,46 @@ export class ShmGuest {
       this.hostGone("the host took this peer entry back");
       return;
     }
+    if (this.kind === "path" && this.hostDead()) return;
     if (seg.hostGoodbye !== 0) {
-      // r[shm.goodbye.host]: detach cleanly.
+      // r[shm.goodbye.host]: detach cleanly. Acted on when still set at the
+      // next check: any guest can write the flag, and the host restores it
+      // on every monitor tick (its link Goodbye arrives first anyway).
+      if (!this.goodbyeSeen) {
+        this.goodbyeSeen = true;
+        return;
+      }
       if (this.link && !this.link.isClosed) this.link.close("shm.goodbye.host: detaching on the host's goodbye");
       else this.detach("the host said goodbye");
+    } else {
+      this.goodbyeSeen = false;
     }
+  }
+
+  /** Without a doorbell nothing tells us the host died: look at its pid and heartbeat. */
+  private hostDead(): boolean {
+    const seg = this.segment;
+    const pid = seg.hostPid;
+    if (pid !== 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ESRCH") {
+          this.hostGone(`the host process ${pid} no longer exists`);
+          return true;
+        }
+      }
+    }
+    if (this.hostTimeoutNs > 0n) {
+      const now = process.hrtime.bigint();
+      const hb = seg.hostHeartbeat;
+      const since = hb > 0n && hb <= now ? hb : this.attachedAtNs;
+      if (now - since > this.hostTimeoutNs) {
+        this.hostGone(`the host's heartbeat is ${Number((now - since) / 1_000_000n)} ms old (limit ${Number(this.hostTimeoutNs / 1_000_000n)} ms)`);
+        return true;
+      }
+    }
+    return false;
   }
 
   private hostGone(detail: string): void {

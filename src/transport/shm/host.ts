@@ -120,6 +120,8 @@ interface HostPeer {
   exited: boolean;
   attachDeadline: number;
   closingSince: number;
+  /** When the monitor first saw it attached (hrtime ns; 0 before). */
+  attachedAtNs: bigint;
   reclaimed: boolean;
   killTimer: ReturnType<typeof setTimeout> | null;
   attachWaiters: { resolve: () => void; reject: (e: Error) => void }[];
@@ -340,6 +342,7 @@ export class ShmHost {
       exited: kind === "external",
       attachDeadline: 0,
       closingSince: 0,
+      attachedAtNs: 0n,
       reclaimed: false,
       killTimer: null,
       attachWaiters: [],
@@ -582,6 +585,12 @@ export class ShmHost {
     const seg = this.segment;
     const now = performance.now();
     const nowNs = process.hrtime.bigint();
+    if (!this.closing) {
+      // Our liveness for guests without a doorbell, and the header fields a
+      // guest may have overwritten (every guest reads them).
+      seg.writeHostLiveness(process.pid, nowNs);
+      seg.repairHeaders();
+    }
     const goodbyeMs = this.options.goodbyeTimeoutMs ?? 2000;
     for (const peer of [...this.peers.values()]) {
       if (peer.reclaimed) continue;
@@ -602,10 +611,14 @@ export class ShmHost {
         continue;
       }
       if (peer.attached && this.heartbeatNs > 0n) {
+        if (peer.attachedAtNs === 0n) peer.attachedAtNs = nowNs;
+        // r[shm.crash.heartbeat]. A heartbeat of 0 (never written, or zeroed
+        // by the guest) is stale, counted from when we saw it attach: it
+        // must not switch hang detection off.
         const hb = seg.heartbeat(id);
-        // r[shm.crash.heartbeat]
-        if (hb > 0n && nowNs - hb > 2n * this.heartbeatNs) {
-          this.died(peer, "heartbeat", `no heartbeat for ${Number((nowNs - hb) / 1_000_000n)} ms (interval ${Number(this.heartbeatNs / 1_000_000n)} ms)`);
+        const since = hb > 0n && hb <= nowNs ? hb : peer.attachedAtNs;
+        if (nowNs - since > 2n * this.heartbeatNs) {
+          this.died(peer, "heartbeat", `no heartbeat for ${Number((nowNs - since) / 1_000_000n)} ms (interval ${Number(this.heartbeatNs / 1_000_000n)} ms)`);
           continue;
         }
       }

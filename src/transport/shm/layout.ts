@@ -63,7 +63,16 @@ export const H = {
   // reserved area, roam-ts extensions (see EXT):
   extMagic: 112,
   extensions: 116,
+  // Host liveness (this implementation; the spec leaves it open): the host's
+  // pid (u32 @108) and its heartbeat (u64 @120, monotonic ns; 0 = none yet),
+  // so guests attached by path, which have no doorbell, notice a dead host.
+  hostPid: 108,
+  hostHeartbeat: 120,
 } as const;
+/** Whether header byte `i` is one the host's monitor rewrites on each tick (not restored from its copy). */
+export function isHostLivenessByte(i: number): boolean {
+  return (i >= H.hostPid && i < H.hostPid + 4) || (i >= H.hostHeartbeat && i < H.hostHeartbeat + 8);
+}
 
 /** Peer entry field offsets (r[shm.segment.peer-table]). */
 export const P = {

@@ -20,6 +20,7 @@ import {
   guestOffsets,
   H,
   HEADER_SIZE,
+  isHostLivenessByte,
   MAGIC,
   P,
   PEER_ENTRY_SIZE,
@@ -126,7 +127,7 @@ export class Segment {
     this.i32 = new Int32Array(sab);
     this.u64 = new BigUint64Array(sab);
     this.dv = new DataView(sab);
-    this.pool = new VarSlotPool(backing, this.u8, this.i32, this.u64, layout.classes);
+    this.pool = new VarSlotPool(backing, this.u8, this.i32, this.u64, layout.classes, layout.maxSize, layout.totalSize);
     this.inlineThreshold = effectiveInlineThreshold(config.inlineThreshold);
   }
 
@@ -171,6 +172,7 @@ export class Segment {
     s.pool.init();
     Atomics.store(s.i32, H.version >> 2, VERSION);
     u8.set(MAGIC, 0);
+    s.headerCopy = u8.slice(0, HEADER_SIZE);
     return s;
   }
 
@@ -319,13 +321,47 @@ export class Segment {
     return Atomics.load(this.i32, H.hostGoodbye >> 2);
   }
   setHostGoodbye(v: number): void {
+    this.headerCopy?.set(new Uint8Array(Int32Array.of(v).buffer), H.hostGoodbye);
     Atomics.store(this.i32, H.hostGoodbye >> 2, v);
+  }
+
+  /** Host: the header as it wrote it (null in a guest). */
+  private headerCopy: Uint8Array | null = null;
+
+  /**
+   * Host: restores the segment header and the pool's class headers from its
+   * own copies. Guests can write anywhere in the segment; these fields are
+   * the host's, and every guest reads them (host_goodbye, current_size,
+   * extent offsets). Cheap: compares before it writes.
+   */
+  repairHeaders(): void {
+    const copy = this.headerCopy;
+    if (!copy) return;
+    const u8 = this.u8;
+    for (let i = 0; i < HEADER_SIZE; i++) {
+      if (i >= H.currentSize && i < H.currentSize + 8) continue; // kept by the pool
+      if (isHostLivenessByte(i)) continue; // written by the host's monitor
+      if (u8[i] !== copy[i]) u8[i] = copy[i]!;
+    }
+    this.pool.repairHeaders();
   }
   get currentSize(): number {
     return Number(Atomics.load(this.u64, H.currentSize >> 3));
   }
   get heartbeatIntervalNs(): bigint {
     return Atomics.load(this.u64, H.heartbeatInterval >> 3);
+  }
+
+  /** Host: its pid and heartbeat (monotonic ns) for guests that have no doorbell. */
+  writeHostLiveness(pid: number, nowNs: bigint): void {
+    Atomics.store(this.i32, H.hostPid >> 2, pid);
+    Atomics.store(this.u64, H.hostHeartbeat >> 3, nowNs);
+  }
+  get hostPid(): number {
+    return Atomics.load(this.i32, H.hostPid >> 2) >>> 0;
+  }
+  get hostHeartbeat(): bigint {
+    return Atomics.load(this.u64, H.hostHeartbeat >> 3);
   }
 
   // --- peers -------------------------------------------------------------------

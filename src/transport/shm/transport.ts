@@ -28,12 +28,12 @@ import { RESPONSE_CANCELLED } from "../../service/define.js";
 import { ConnectionClosedError } from "../../session/errors.js";
 import type { MessageTransport, TransportSink } from "../../session/transport.js";
 import type { Message } from "../../wire/message.js";
-import { BipBuffer } from "./bipbuf.js";
+import { FAULT, type BipBuffer } from "./bipbuf.js";
 import { channelKey, ShmFlowControl, ShmReceiveCredit, ShmSendCredit, type CreditHost } from "./flow.js";
 import { connIdBytes, controlPayload, decodeFrame, FLAG_SLOT_REF, MSG_TYPE_NAMES, MsgType, writeCallPrefix } from "./frame.js";
 import { align, EXT, FRAME_HEADER_SIZE, SLOT_REF_SIZE } from "./layout.js";
 import type { ChannelTable, Segment } from "./segment.js";
-import type { SlotRef } from "./varslot.js";
+import { SegmentFault, type SlotRef } from "./varslot.js";
 import type { Waker } from "./waker.js";
 
 export interface ShmTransportOptions {
@@ -607,7 +607,10 @@ export class ShmTransport implements MessageTransport, CreditHost {
     if (FRAME_HEADER_SIZE + len <= this.inline) {
       const total = align(FRAME_HEADER_SIZE + len, 4);
       const off = this.tx.grant(total);
-      if (off < 0) return false;
+      if (off < 0) {
+        if (off === FAULT) this.txFault();
+        return false;
+      }
       const base = this.tx.data + off;
       dv.setUint32(base, total, true);
       dv.setUint32(base + 4, type, true); // msg_type, flags 0, reserved 0
@@ -630,6 +633,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
       const off = this.tx.grant(total);
       if (off < 0) {
         this.seg.pool.freeAllocated(ref);
+        if (off === FAULT) this.txFault();
         return false;
       }
       this.slotBlocked = false;
@@ -754,10 +758,11 @@ export class ShmTransport implements MessageTransport, CreditHost {
       let bytes = 0;
       while (consumed < 8192 && bytes < 64 * 1024 * 1024 && !this.stopped && !this.rxFailed) {
         const start = rx.readable();
-        if (start < 0) {
-          if (start === BipBuffer.CORRUPT) this.violate("shm.bipbuf.read", `a position of the incoming BipBuffer lies outside its ${rx.capacity}-byte data region`);
+        if (start === FAULT) {
+          this.violate(rx.fault.slice(0, rx.fault.indexOf(":")), rx.fault.slice(rx.fault.indexOf(":") + 2));
           break;
         }
+        if (start < 0) break;
         const avail = rx.readableLength;
         const base = rx.data + start;
         const total = avail >= 4 ? dv.getUint32(base, true) : 0;
@@ -815,6 +820,12 @@ export class ShmTransport implements MessageTransport, CreditHost {
         this.stats.framesReceived++;
         this.onFrame(type, id, methodId, payload);
       }
+    } catch (e) {
+      // Every offset above is checked; this is the last line of defence: a
+      // fault reading the peer's memory ends this link, never the process.
+      const msg = String((e as Error)?.message ?? e);
+      if (e instanceof SegmentFault) this.violate(msg.slice(0, msg.indexOf(":")), msg.slice(msg.indexOf(":") + 2));
+      else this.violate("shm.segment.header", `reading the peer's frames failed: ${msg}`);
     } finally {
       this.draining = false;
     }
@@ -822,7 +833,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
       this.lastRx = performance.now();
       // We released ring space (and maybe slots): the peer may be waiting for it.
       this.wakePeer(WANTS_ROOM);
-      if (rx.hasData() && !this.stopped) setImmediate(() => this.wake());
+      if (!this.rxFailed && rx.hasData() && !this.stopped) setImmediate(() => this.wake());
     }
   }
 
@@ -854,6 +865,18 @@ export class ShmTransport implements MessageTransport, CreditHost {
     this.arenaPos += (len + 7) & ~7;
     return out;
   }
+
+  /**
+   * The outgoing ring's header is corrupt (the peer wrote into it): nothing
+   * more can be written to it. Reported outside the send path that found it.
+   */
+  private txFault(): void {
+    if (this.txFaulted) return;
+    this.txFaulted = true;
+    const f = this.tx.fault;
+    queueMicrotask(() => this.violate(f.slice(0, f.indexOf(":")), f.slice(f.indexOf(":") + 2)));
+  }
+  private txFaulted = false;
 
   private violate(rule: string, detail: string): void {
     if (this.rxFailed || this.stopped) return;
@@ -987,6 +1010,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     const rx = this.rx;
     const end = performance.now() + budget;
     const credits = this.creditWaiting.size > 0;
+    if (this.rxFailed) return false;
     for (let i = 1; ; i++) {
       if (rx.hasData()) return true;
       if ((i & 63) === 0) {
@@ -1011,7 +1035,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     this.asleep = true;
     const progressed = this.flushQueue();
     const credited = this.checkCredits();
-    if (this.rx.hasData() || progressed || credited) {
+    if ((!this.rxFailed && this.rx.hasData()) || progressed || credited) {
       this.wakeUp();
       this.drain();
       this.scheduleIdle();

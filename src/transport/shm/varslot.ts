@@ -30,6 +30,11 @@ import {
 const END = 0xffffffffffffffffn;
 const NONE = 0xffffffff;
 
+/** Shared memory held something that fails a bounds check; the message starts with the rule id. */
+export class SegmentFault extends Error {
+  override readonly name = "SegmentFault";
+}
+
 /** A slot reference (r[shm.frame.slot-ref]). */
 export interface SlotRef {
   classIdx: number;
@@ -38,9 +43,24 @@ export interface SlotRef {
   generation: number;
 }
 
+/**
+ * The host's own record of the pool's geometry. The class headers in the
+ * segment are shared memory a guest can overwrite, so the host never follows
+ * an extent count, extent offset or segment size read from there: it uses
+ * what it wrote itself (and restores the shared copy, see `repairHeaders`).
+ */
+interface HostGeometry {
+  extentCounts: number[];
+  extentOffsets: number[][];
+  size: number;
+}
+
 export class VarSlotPool {
   /** Extent growths performed by this process (stats). */
   grown = 0;
+  private host: HostGeometry | null = null;
+  /** Guest: extent offsets seen valid once (they never change after publication). */
+  private readonly seenOffsets: number[][];
 
   constructor(
     private readonly backing: Backing,
@@ -48,10 +68,17 @@ export class VarSlotPool {
     private readonly i32: Int32Array,
     private readonly u64: BigUint64Array,
     readonly classes: readonly ClassLayout[],
-  ) {}
+    /** Address range the segment may grow to (extents must lie inside it). */
+    private readonly maxSize = Number.MAX_SAFE_INTEGER,
+    /** Initial segment size: appended extents start at or after it. */
+    private readonly initialSize = 0,
+  ) {
+    this.seenOffsets = classes.map(() => []);
+  }
 
-  /** Initializes every class with its extent 0 (segment creation). */
+  /** Initializes every class with its extent 0 (segment creation, host). */
   init(): void {
+    this.host = { extentCounts: this.classes.map(() => 1), extentOffsets: this.classes.map(() => []), size: Number(Atomics.load(this.u64, H.currentSize >> 3)) };
     this.classes.forEach((k, c) => {
       const h = k.header;
       this.u8.fill(0, h, h + 64);
@@ -77,11 +104,52 @@ export class VarSlotPool {
   }
 
   extentCount(c: number): number {
-    return Atomics.load(this.i32, (this.classes[c]!.header + C.extentCount) >> 2);
+    if (this.host) return this.host.extentCounts[c]!;
+    const n = Atomics.load(this.i32, (this.classes[c]!.header + C.extentCount) >> 2);
+    return n >= 1 && n <= MAX_EXTENTS_PER_CLASS ? n : 1;
   }
 
+  /**
+   * Offset of appended extent `e` of class `c`. The host answers from its own
+   * record; a guest checks the shared value (page-aligned, after the initial
+   * segment, inside the reserved range) and remembers it once valid.
+   * Throws SegmentFault for an offset that fails the check.
+   */
   private extentOffset(c: number, e: number): number {
-    return Number(Atomics.load(this.u64, (this.classes[c]!.header + C.extentOffsets + 8 * (e - 1)) >> 3));
+    if (this.host) {
+      const off = this.host.extentOffsets[c]![e - 1];
+      if (off === undefined) throw new SegmentFault(`shm.varslot.extents: class ${c} has no extent ${e}`);
+      return off;
+    }
+    const seen = this.seenOffsets[c]![e - 1];
+    if (seen !== undefined) return seen;
+    const off = Number(Atomics.load(this.u64, (this.classes[c]!.header + C.extentOffsets + 8 * (e - 1)) >> 3));
+    const size = align(extentSize(this.classes[c]!), PAGE);
+    if (!(off >= this.initialSize && off % PAGE === 0 && off + size <= this.maxSize)) {
+      throw new SegmentFault(`shm.varslot.extents: extent ${e} of class ${c} at offset ${off} lies outside the segment`);
+    }
+    this.seenOffsets[c]![e - 1] = off;
+    return off;
+  }
+
+  /**
+   * Host: writes the shared copies of the pool geometry back from its own
+   * record (a guest may have overwritten them; other guests read them).
+   */
+  repairHeaders(): void {
+    const h = this.host;
+    if (!h) return;
+    this.classes.forEach((k, c) => {
+      if (Atomics.load(this.i32, (k.header + C.slotSize) >> 2) !== k.slotSize) Atomics.store(this.i32, (k.header + C.slotSize) >> 2, k.slotSize);
+      if (Atomics.load(this.i32, (k.header + C.slotsPerExtent) >> 2) !== k.count) Atomics.store(this.i32, (k.header + C.slotsPerExtent) >> 2, k.count);
+      const n = h.extentCounts[c]!;
+      for (let e = 1; e < n; e++) {
+        const i = (k.header + C.extentOffsets + 8 * (e - 1)) >> 3;
+        if (Atomics.load(this.u64, i) !== BigInt(h.extentOffsets[c]![e - 1]!)) Atomics.store(this.u64, i, BigInt(h.extentOffsets[c]![e - 1]!));
+      }
+      if (Atomics.load(this.i32, (k.header + C.extentCount) >> 2) !== n) Atomics.store(this.i32, (k.header + C.extentCount) >> 2, n);
+    });
+    if (Number(Atomics.load(this.u64, H.currentSize >> 3)) !== h.size) Atomics.store(this.u64, H.currentSize >> 3, BigInt(h.size));
   }
 
   /** Byte offset of the SlotMeta array of extent `e` (mapping it in if needed). */
@@ -149,6 +217,7 @@ export class VarSlotPool {
     const k = this.classes[c]!;
     const fh = (k.header + C.freeHeads + 8 * e) >> 3;
     const metas = this.metaBase(c, e);
+    let corrupt = 0;
     for (let spins = 0; spins < 1_000_000; spins++) {
       const head = Atomics.load(this.u64, fh);
       const idx = Number(head >> 32n);
@@ -158,9 +227,15 @@ export class VarSlotPool {
       const next = Atomics.load(this.i32, m + 3) >>> 0;
       const nextHead = (BigInt(next === NONE || next >= k.count ? NONE : next) << 32n) | BigInt((tag + 1) >>> 0);
       if (Atomics.compareExchange(this.u64, fh, head, nextHead) === head) {
+        // Only a Free slot may be handed out: a list someone scribbled on
+        // could name a slot in use by another peer. Such a slot is left alone
+        // (it is off the list now); too many of them and the extent counts as dry.
+        if (Atomics.compareExchange(this.i32, m + 1, SlotState.Free, SlotState.Allocated) !== SlotState.Free) {
+          if (++corrupt > 64) return null;
+          continue;
+        }
         const generation = (Atomics.add(this.i32, m, 1) + 1) >>> 0;
         Atomics.store(this.i32, m + 2, owner);
-        Atomics.store(this.i32, m + 1, SlotState.Allocated);
         return { classIdx: c, extentIdx: e, slotIdx: idx, generation };
       }
     }
@@ -207,7 +282,12 @@ export class VarSlotPool {
     if (ref.extentIdx >= this.extentCount(c) || ref.extentIdx >= MAX_EXTENTS_PER_CLASS) return `extent ${ref.extentIdx} of class ${c} does not exist`;
     if (ref.slotIdx >= k.count) return `slot ${ref.slotIdx} is beyond class ${c} (${k.count} slots)`;
     if (len > k.slotSize) return `payload of ${len} bytes does not fit a ${k.slotSize}-byte slot`;
-    const m = this.metaIndex(ref);
+    let m: number;
+    try {
+      m = this.metaIndex(ref);
+    } catch (e) {
+      return (e as Error).message;
+    }
     const gen = Atomics.load(this.i32, m) >>> 0;
     if (gen !== ref.generation) return `slot generation ${ref.generation} does not match ${gen}`;
     const st = Atomics.load(this.i32, m + 1);
@@ -295,7 +375,7 @@ export class VarSlotPool {
     const k = this.classes[c]!;
     const e = this.extentCount(c);
     if (e >= MAX_EXTENTS_PER_CLASS) return false;
-    const current = Number(Atomics.load(this.u64, H.currentSize >> 3));
+    const current = this.host ? this.host.size : Number(Atomics.load(this.u64, H.currentSize >> 3));
     const off = align(current, PAGE);
     const size = align(extentSize(k), PAGE);
     this.backing.grow(off + size);
@@ -307,6 +387,11 @@ export class VarSlotPool {
     // Publish in an order a reader can follow: size, then where, then how many.
     Atomics.store(this.u64, H.currentSize >> 3, BigInt(off + size));
     Atomics.store(this.u64, (k.header + C.extentOffsets + 8 * (e - 1)) >> 3, BigInt(off));
+    if (this.host) {
+      this.host.size = off + size;
+      this.host.extentOffsets[c]![e - 1] = off;
+      this.host.extentCounts[c] = e + 1;
+    }
     this.initExtent(c, e);
     Atomics.store(this.i32, (k.header + C.extentCount) >> 2, e + 1);
     this.grown++;
