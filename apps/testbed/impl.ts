@@ -21,6 +21,8 @@ function area(shape: Shape): number {
 }
 
 const I64_MIN = -(1n << 63n);
+/** Smallest encoding of a Point: two one-byte varints. */
+const MIN_POINT_BYTES = 2;
 
 export const testbedImpl: ImplementationOf<typeof Testbed> = {
   echo: (message) => message,
@@ -69,6 +71,16 @@ export const testbedImpl: ImplementationOf<typeof Testbed> = {
         return { tag: "Data", value: Uint8Array.from(msg.value).reverse() };
     }
   },
-  getPoints: (count) => Array.from({ length: count }, (_, i) => ({ x: i, y: 2 * i })),
+  getPoints: (count, ctx) => {
+    // Size first, allocate after: a 12-byte request may ask for 4 billion
+    // points. Each point encodes to at least 2 bytes (two varints), so a
+    // count whose smallest encoding exceeds the negotiated payload limit can
+    // never be answered; say so instead of building it.
+    const limit = ctx.connection.maxPayloadSize;
+    if (count * MIN_POINT_BYTES > limit) {
+      throw new RangeError(`getPoints(${count}) needs at least ${count * MIN_POINT_BYTES} bytes, more than the negotiated max_payload_size ${limit}`);
+    }
+    return Array.from({ length: count }, (_, i) => ({ x: i, y: 2 * i }));
+  },
   swapPair: ([a, b]) => [b, a],
 };

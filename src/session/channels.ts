@@ -33,9 +33,17 @@ export interface ChannelHost {
 
 const scratch = new Writer(64 * 1024);
 const MAX_PENDING_SENDS = 1 << 16;
-/** A sender that never had to wait still yields to the event loop this often, so I/O (Cancel, Credit, other calls) is never starved. */
-const YIELD_EVERY_SENDS = 256;
-const YIELD_EVERY_BYTES = 1024 * 1024;
+/**
+ * Work all senders together may do in one turn of the event loop before the
+ * next one to send yields: resumed senders (a thousand woken by one drain, or
+ * by credit) run from the microtask queue, and without a shared budget they
+ * would keep timers, I/O and the link's own close from ever running.
+ */
+const TURN_SENDS = 1024;
+const TURN_BYTES = 4 * 1024 * 1024;
+let turnSends = 0;
+let turnBytes = 0;
+let turnResetPending = false;
 /** `bytes` elements at least this large go out without being copied into the scratch buffer. */
 const ZERO_COPY_BYTES = 4096;
 
@@ -43,6 +51,24 @@ const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === "function"
     ? () => new Promise<void>((resolve) => setImmediate(resolve))
     : () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+const resetTurn = (): void => {
+  turnSends = 0;
+  turnBytes = 0;
+  turnResetPending = false;
+};
+
+/** Counts one send against this turn's budget; true when the sender must yield. */
+function spendTurn(bytes: number): boolean {
+  if (!turnResetPending) {
+    turnResetPending = true;
+    if (typeof setImmediate === "function") setImmediate(resetTurn);
+    else setTimeout(resetTurn, 0);
+  }
+  turnSends++;
+  turnBytes += bytes;
+  return turnSends > TURN_SENDS || turnBytes > TURN_BYTES;
+}
 
 interface TxBinding {
   host: ChannelHost;
@@ -68,8 +94,6 @@ export class Tx<T> {
   private readonly gauge = new PressureGauge();
   private totalBytes = 0;
   private totalValues = 0;
-  private sendsSinceYield = 0;
-  private bytesSinceYield = 0;
   /** Sees every value passed to send() (interceptors that opt in). */
   private observer: ((value: T) => void) | null = null;
 
@@ -161,21 +185,11 @@ export class Tx<T> {
       this.totalBytes += n;
       this.totalValues++;
       this.updateGauge();
-      // Transport backpressure (socket buffer over its high-water mark), and a
-      // periodic yield for senders that never had to wait for credit.
+      // Transport backpressure (socket buffer over its high-water mark), and
+      // the shared per-turn budget (see TURN_SENDS).
       const drained = b.host.writable();
-      if (drained !== undefined) {
-        await drained;
-        this.sendsSinceYield = 0;
-        this.bytesSinceYield = 0;
-      } else if (wait !== undefined) {
-        this.sendsSinceYield = 0;
-        this.bytesSinceYield = 0;
-      } else if (++this.sendsSinceYield >= YIELD_EVERY_SENDS || (this.bytesSinceYield += n) >= YIELD_EVERY_BYTES) {
-        this.sendsSinceYield = 0;
-        this.bytesSinceYield = 0;
-        await yieldToEventLoop();
-      }
+      if (drained !== undefined) await drained;
+      else if (spendTurn(n)) await yieldToEventLoop();
     } finally {
       this.pending--;
       if (this.pending === 0 && this.currentState() === "closing") this.finishClose();

@@ -34,7 +34,23 @@ export interface LinkOptions {
   acceptBacklog?: number;
   /** How long to wait for the peer's Hello before giving up (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * Reply bytes (Responses, Accept/Reject, Goodbye, Credit) queued for the
+   * peer above which the link stops reading from it until they drain to half
+   * (default 2 MiB). Bounds what a peer that sends but never reads can make
+   * us buffer; see docs/limits.md.
+   */
+  replyHighWaterMark?: number;
 }
+
+/** Default of `LinkOptions.replyHighWaterMark`. */
+export const DEFAULT_REPLY_HIGH_WATER_MARK = 2 * 1024 * 1024;
+/**
+ * Messages held while reading is paused: what was already read when the
+ * pause began (the rest of one read). A transport that cannot pause reading
+ * (a browser WebSocket) ends the link instead of holding more than this.
+ */
+const MAX_DEFERRED_MESSAGES = 65_536;
 
 /** A Connect received while listening: accept or reject it. */
 export interface IncomingConnection {
@@ -68,6 +84,11 @@ export class Link implements ConnectionOwner {
   private closedError: RoamError | null = null;
   private closeListeners: ((e: RoamError) => void)[] = [];
   private preHandshake: Message[] = [];
+  /** Reading is paused: replies back up (see replyHighWaterMark). */
+  private inboundPaused = false;
+  private deferred: Message[] = [];
+  private deferredHead = 0;
+  private readonly replyMark: number;
   readonly root: Connection;
   readonly flow: FlowControlBackend;
   readonly thresholds: PressureThresholds;
@@ -80,6 +101,7 @@ export class Link implements ConnectionOwner {
     this.initiator = options.initiator;
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
     this.exposeHandlerErrors = options.exposeHandlerErrors ?? true;
+    this.replyMark = options.replyHighWaterMark ?? DEFAULT_REPLY_HIGH_WATER_MARK;
     const send = (m: Message) => this.send(m);
     this.flow = options.flowControl
       ? options.flowControl(send)
@@ -383,6 +405,52 @@ export class Link implements ConnectionOwner {
 
   private receive(m: Message): void {
     if (this.closedError) return;
+    if (this.inboundPaused) {
+      // The rest of a read that arrived as the pause began: keep the order.
+      if (this.deferred.length - this.deferredHead >= MAX_DEFERRED_MESSAGES) {
+        this.close(`flow.backpressure: the peer sent more than ${MAX_DEFERRED_MESSAGES} messages without reading our replies`);
+        return;
+      }
+      this.deferred.push(m);
+      return;
+    }
+    this.handle(m);
+    if (this.transport.replyBacklog !== undefined && this.transport.replyBacklog() > this.replyMark) this.pauseInbound();
+  }
+
+  /** Replies back up: stop reading until they drained to half the mark. */
+  private pauseInbound(): void {
+    const t = this.transport;
+    if (this.inboundPaused || this.closedError || t.onReplyDrain === undefined) return;
+    this.inboundPaused = true;
+    t.pauseReading?.();
+    t.onReplyDrain(this.replyMark / 2, this.resumeInbound);
+  }
+
+  private readonly resumeInbound = (): void => {
+    this.inboundPaused = false;
+    if (this.closedError) return;
+    const t = this.transport;
+    while (this.deferredHead < this.deferred.length && !this.closedError) {
+      const m = this.deferred[this.deferredHead]!;
+      this.deferred[this.deferredHead++] = undefined as never;
+      this.handle(m);
+      if (t.replyBacklog !== undefined && t.replyBacklog() > this.replyMark) {
+        this.pauseInbound();
+        return;
+      }
+    }
+    this.deferred = [];
+    this.deferredHead = 0;
+    if (!this.closedError) t.resumeReading?.();
+  };
+
+  /** Whether reading from the peer is paused because our replies back up. */
+  get readingPaused(): boolean {
+    return this.inboundPaused;
+  }
+
+  private handle(m: Message): void {
     try {
       if (!this.negotiated) {
         this.handshakeDone(this.options.handshake.receive(m));
@@ -488,6 +556,8 @@ export class Link implements ConnectionOwner {
   private shutdown(error: RoamError): void {
     if (this.closedError) return;
     this.closedError = error;
+    this.deferred = [];
+    this.deferredHead = 0;
     for (const conn of this.connections.values()) conn.teardown(error);
     this.connections.clear();
     for (const pc of this.pendingConnects.values()) {

@@ -12,7 +12,7 @@ import { DecodeError, FramingError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
 import { nativeCobs } from "./native-cobs.js";
 import { resolveLimits } from "./limits.js";
-import type { MessageTransport, TransportSink } from "../session/transport.js";
+import { isReply, ReplyBacklog, type MessageTransport, type TransportSink } from "../session/transport.js";
 import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
 
 export interface StreamTransportOptions {
@@ -28,11 +28,15 @@ const SMALL_BATCH = 16 * 1024;
 const LARGE_BATCH = 512 * 1024;
 /** Recycled batch buffers kept per transport (bounds the pool to a few MiB). */
 const MAX_SPARE_BATCHES = 4;
+/**
+ * Encoding scratch, shared by every transport (encoding is synchronous): a
+ * private 64 KiB buffer per link made each idle connection cost 64 KiB.
+ */
+const scratch = new Writer(64 * 1024);
 
 export class StreamTransport implements MessageTransport {
   private sink: TransportSink | null = null;
   private readonly decoder: CobsFrameDecoder;
-  private readonly scratch = new Writer(64 * 1024);
   private batch: Buffer;
   private batchPos = 0;
   private flushScheduled = false;
@@ -60,18 +64,26 @@ export class StreamTransport implements MessageTransport {
     // A socket created with `onread` delivers through feed() and emits no 'data'.
     this.stream.on("data", (chunk: Buffer) => this.feed(chunk));
     this.stream.on("drain", () => this.wakeWriters());
-    this.stream.on("error", () => {
-      // 'close' follows; the error is reported there.
-    });
-    this.stream.on("close", () => {
-      this.closed = true;
-      this.wakeWriters();
-      this.sink?.closed();
-    });
+    // An error (a reset, EPIPE) ends the link at once: 'close' may come much
+    // later, and until then senders would keep encoding into a dead socket.
+    this.stream.on("error", (e: Error) => this.lost(e));
+    this.stream.on("close", () => this.lost());
     this.stream.on("end", () => {
       // Peer half-closed: we are done too.
       this.close();
     });
+  }
+
+  private lostReported = false;
+
+  private lost(cause?: Error): void {
+    this.closed = true;
+    this.wakeWriters();
+    this.replies.release();
+    if (this.lostReported) return;
+    this.lostReported = true;
+    if (cause !== undefined) this.stream.destroy();
+    this.sink?.closed(cause);
   }
 
   private readonly onFrameBound = (frame: Uint8Array) => this.onFrame(frame);
@@ -123,15 +135,23 @@ export class StreamTransport implements MessageTransport {
       this.sendData(m.connId, m.channelId, m.payload, m.payloadHead);
       return;
     }
-    const w = this.scratch;
+    const n = this.encodeFrame(m);
+    if (isReply(m)) this.batchReplyBytes += n;
+    this.afterAppend();
+  }
+
+  /** Appends one framed message to the batch; returns its encoded size. */
+  private encodeFrame(m: Message): number {
+    const w = scratch;
     w.reset();
     encodeMessage(w, m);
     const raw = w.view();
     this.reserve(cobsMaxEncodedLength(raw.length) + 1);
+    const start = this.batchPos;
     const end = nativeCobs && raw.length >= 512 ? nativeCobs.encode(this.batch, this.batchPos, raw) : cobsEncodeInto(raw, this.batch, this.batchPos);
     this.batch[end] = 0;
     this.batchPos = end + 1;
-    this.afterAppend();
+    return this.batchPos - start;
   }
 
   /**
@@ -197,6 +217,7 @@ export class StreamTransport implements MessageTransport {
   flush(): void {
     if (this.batchPos === 0 || this.closed) {
       this.batchPos = 0;
+      this.batchReplyBytes = 0;
       return;
     }
     const n = this.batchPos;
@@ -215,10 +236,14 @@ export class StreamTransport implements MessageTransport {
     }
     this.batchPos = 0;
     this.unwritten += n;
+    const replyBytes = this.batchReplyBytes;
+    this.batchReplyBytes = 0;
+    this.replies.add(replyBytes);
     this.stream.write(out, () => {
       // The socket no longer needs the bytes: the buffer can be reused.
       if (recycle !== null && this.spareBatches.length < MAX_SPARE_BATCHES) this.spareBatches.push(recycle);
       this.unwritten -= n;
+      if (replyBytes > 0) this.replies.written(replyBytes);
       // Wake senders at half the mark, before the socket runs dry ('drain'
       // only fires once everything was written, which leaves a gap).
       if (this.unwritten <= this.highWaterMark / 2 && this.drainWaiters.length > 0) this.wakeWriters();
@@ -227,6 +252,31 @@ export class StreamTransport implements MessageTransport {
 
   /** Bytes handed to the stream and not yet written to the OS. */
   private unwritten = 0;
+  /** Reply bytes in the batch being filled, and handed to the stream but unwritten. */
+  private batchReplyBytes = 0;
+  private readonly replies = new ReplyBacklog();
+
+  replyBacklog(): number {
+    return this.replies.bytes + this.batchReplyBytes;
+  }
+
+  onReplyDrain(bytes: number, cb: () => void): void {
+    if (this.closed) {
+      queueMicrotask(cb);
+      return;
+    }
+    // Bytes still in the batch are not yet with the socket: get them there.
+    if (this.batchReplyBytes > 0) this.flush();
+    this.replies.onDrain(bytes, cb);
+  }
+
+  pauseReading(): void {
+    this.stream.pause();
+  }
+
+  resumeReading(): void {
+    if (!this.closed) this.stream.resume();
+  }
   /** LARGE_BATCH buffers whose writes completed, ready for reuse. */
   private readonly spareBatches: Buffer[] = [];
 

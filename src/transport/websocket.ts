@@ -13,7 +13,7 @@
  */
 import { DecodeError } from "../codec/errors.js";
 import { Writer } from "../codec/writer.js";
-import type { MessageTransport, TransportSink } from "../session/transport.js";
+import { isReply, type MessageTransport, type TransportSink } from "../session/transport.js";
 import { resolveLimits } from "./limits.js";
 import { decodeMessage, encodeMessage, UnknownMessageVariantError, type Message } from "../wire/message.js";
 
@@ -27,6 +27,9 @@ export interface WebSocketLike {
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code?: number; reason?: string }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
+  /** Stops reading from the socket (`ws` in Node; browsers have no such call). */
+  pause?(): void;
+  resume?(): void;
 }
 
 /**
@@ -95,6 +98,7 @@ export class WebSocketTransport implements MessageTransport {
     const onClose = () => {
       this.closed = true;
       this.frames?.stop();
+      this.checkReplyDrain();
       if (this.sink) this.sink.closed();
       else this.closedEarly = true;
     };
@@ -176,6 +180,7 @@ export class WebSocketTransport implements MessageTransport {
       h.varint((head ? head.length : 0) + m.payload.length);
       if (head) h.raw(head);
       frames.frame(h.view(), m.payload);
+      this.sentTotal += h.pos + m.payload.length;
       return;
     }
     const w = this.writer;
@@ -186,6 +191,60 @@ export class WebSocketTransport implements MessageTransport {
     if (frames !== null) frames.frame(w.view());
     else if (this.nodeWs) this.ws.send(w.finish()); // `ws` keeps (and masks) the bytes until written: a copy
     else this.ws.send(w.view());
+    const n = w.pos;
+    this.sentTotal += n;
+    if (isReply(m)) {
+      this.replyBytes += n;
+      this.replyEnds.push(this.sentTotal, n);
+    }
+  }
+
+  // --- reply backlog: the WebSocket API reports only bufferedAmount, so reply
+  // bytes are tracked by where they end in the stream of bytes sent.
+  private sentTotal = 0;
+  private replyBytes = 0;
+  /** Pairs (end offset in sentTotal, length) of replies not yet known written. */
+  private replyEnds: number[] = [];
+  private replyEndsHead = 0;
+  private replyWaiter: { bytes: number; cb: () => void } | null = null;
+
+  replyBacklog(): number {
+    const written = this.sentTotal - this.ws.bufferedAmount;
+    const q = this.replyEnds;
+    while (this.replyEndsHead < q.length && q[this.replyEndsHead]! <= written) {
+      this.replyBytes -= q[this.replyEndsHead + 1]!;
+      this.replyEndsHead += 2;
+    }
+    if (this.replyEndsHead >= q.length) {
+      this.replyEnds = [];
+      this.replyEndsHead = 0;
+    }
+    return this.closed ? 0 : this.replyBytes;
+  }
+
+  onReplyDrain(bytes: number, cb: () => void): void {
+    this.replyWaiter = { bytes, cb };
+    this.checkReplyDrain();
+  }
+
+  private readonly checkReplyDrain = (): void => {
+    const w = this.replyWaiter;
+    if (w === null) return;
+    if (this.closed || this.replyBacklog() <= w.bytes) {
+      this.replyWaiter = null;
+      w.cb();
+      return;
+    }
+    // No drain event in the WebSocket API: look again shortly.
+    setTimeout(this.checkReplyDrain, 5);
+  };
+
+  pauseReading(): void {
+    this.ws.pause?.();
+  }
+
+  resumeReading(): void {
+    if (!this.closed) this.ws.resume?.();
   }
 
   flush(): void {

@@ -26,7 +26,7 @@
 import { Writer } from "../../codec/writer.js";
 import { RESPONSE_CANCELLED } from "../../service/define.js";
 import { ConnectionClosedError } from "../../session/errors.js";
-import type { MessageTransport, TransportSink } from "../../session/transport.js";
+import { isReply, ReplyBacklog, type MessageTransport, type TransportSink } from "../../session/transport.js";
 import type { Message } from "../../wire/message.js";
 import { FAULT, type BipBuffer } from "./bipbuf.js";
 import { channelKey, ShmFlowControl, ShmReceiveCredit, ShmSendCredit, type CreditHost } from "./flow.js";
@@ -71,6 +71,8 @@ interface Chan {
 }
 
 interface Queued {
+  /** A reply (see isReply): counted in the reply backlog. */
+  reply: boolean;
   type: number;
   id: number;
   methodId: bigint;
@@ -219,6 +221,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
 
   send(m: Message): void {
     if (this.closing) return;
+    this.sendingReply = isReply(m);
     switch (m.type) {
       case "Request":
       case "Response": {
@@ -293,6 +296,31 @@ export class ShmTransport implements MessageTransport, CreditHost {
 
   flush(): void {
     this.flushQueue();
+  }
+
+  /** The message being sent is a reply (set by send for emit). */
+  private sendingReply = false;
+  private readonly replies = new ReplyBacklog();
+  /** The link paused reading: the incoming ring is left alone (the peer blocks when it is full). */
+  private readPaused = false;
+
+  replyBacklog(): number {
+    return this.replies.bytes;
+  }
+
+  onReplyDrain(bytes: number, cb: () => void): void {
+    if (this.stopped) queueMicrotask(cb);
+    else this.replies.onDrain(bytes, cb);
+  }
+
+  pauseReading(): void {
+    this.readPaused = true;
+  }
+
+  resumeReading(): void {
+    if (!this.readPaused) return;
+    this.readPaused = false;
+    if (!this.stopped) setImmediate(() => this.wake());
   }
 
   writable(): Promise<void> | undefined {
@@ -588,8 +616,9 @@ export class ShmTransport implements MessageTransport, CreditHost {
     bytes.set(a, 0);
     if (b !== null) bytes.set(b, a.length);
     if (c !== null) bytes.set(c, len - c.length);
-    this.queue.push({ type, id, methodId, bytes });
+    this.queue.push({ reply: this.sendingReply, type, id, methodId, bytes });
     this.queuedBytes += len;
+    if (this.sendingReply) this.replies.add(len);
     this.stats.queuedFrames++;
     if (this.queuedBytes > this.stats.queuedHighWater) this.stats.queuedHighWater = this.queuedBytes;
     if (this.queuedBytes > this.hardCap) {
@@ -700,6 +729,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
       this.queue[this.queueHead] = undefined as never;
       this.queueHead++;
       this.queuedBytes -= q.bytes.length;
+      if (q.reply) this.replies.written(q.bytes.length);
       any = true;
     }
     if (this.queueHead >= this.queue.length) {
@@ -747,7 +777,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
   // --- reading -----------------------------------------------------------------------
 
   private drain(): void {
-    if (this.draining || this.stopped || this.rxFailed) return;
+    if (this.draining || this.stopped || this.rxFailed || this.readPaused) return;
     this.draining = true;
     let consumed = 0;
     const u8 = this.u8;
@@ -756,7 +786,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     try {
       // Bounded per turn (frames, bytes) so timers — the heartbeat among them — keep running.
       let bytes = 0;
-      while (consumed < 8192 && bytes < 64 * 1024 * 1024 && !this.stopped && !this.rxFailed) {
+      while (consumed < 8192 && bytes < 64 * 1024 * 1024 && !this.stopped && !this.rxFailed && !this.readPaused) {
         const start = rx.readable();
         if (start === FAULT) {
           this.violate(rx.fault.slice(0, rx.fault.indexOf(":")), rx.fault.slice(rx.fault.indexOf(":") + 2));
@@ -833,7 +863,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
       this.lastRx = performance.now();
       // We released ring space (and maybe slots): the peer may be waiting for it.
       this.wakePeer(WANTS_ROOM);
-      if (!this.rxFailed && rx.hasData() && !this.stopped) setImmediate(() => this.wake());
+      if (!this.rxFailed && !this.readPaused && rx.hasData() && !this.stopped) setImmediate(() => this.wake());
     }
   }
 
@@ -1010,7 +1040,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     const rx = this.rx;
     const end = performance.now() + budget;
     const credits = this.creditWaiting.size > 0;
-    if (this.rxFailed) return false;
+    if (this.rxFailed || this.readPaused) return false;
     for (let i = 1; ; i++) {
       if (rx.hasData()) return true;
       if ((i & 63) === 0) {
@@ -1035,7 +1065,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     this.asleep = true;
     const progressed = this.flushQueue();
     const credited = this.checkCredits();
-    if ((!this.rxFailed && this.rx.hasData()) || progressed || credited) {
+    if ((!this.rxFailed && !this.readPaused && this.rx.hasData()) || progressed || credited) {
       this.wakeUp();
       this.drain();
       this.scheduleIdle();
@@ -1084,6 +1114,7 @@ export class ShmTransport implements MessageTransport, CreditHost {
     this.queue = [];
     this.queueHead = 0;
     this.queuedBytes = 0;
+    this.replies.release();
     // Leave our flag raised: the peer rings us at most once more.
     Atomics.store(this.i32, this.myFlag, WANTS_FRAMES);
     this.sink?.closed(cause);
