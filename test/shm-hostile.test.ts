@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
 import * as readline from "node:readline";
 import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -37,6 +38,8 @@ after(async () => {
     p.child.stdin?.end();
     await Promise.race([p.exited, sleep(3000)]);
     if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+    // A host that was killed (on purpose, or by a regression) leaves its file.
+    if (p.child.signalCode !== null) fs.rmSync(p.path, { force: true });
   }
   assert.deepEqual(leftoverSegments(), [], "no segment file is left behind");
 });
@@ -136,5 +139,15 @@ describe("hostile SHM guest", { skip }, () => {
     dv.setUint32(base + 32, 1, true);
     g2h.commit(36);
     await expectContained(p, link, /^shm\.(varslot|frame\.slot-ref)/);
+  });
+
+  test("a guest attached by path (no doorbell) notices the host's death", async () => {
+    const p = await startHost("host-death");
+    const { link } = await attach(p);
+    const t0 = performance.now();
+    p.child.kill("SIGKILL");
+    const e = await within(link.closed(), 3000, "the guest noticing the dead host");
+    assert.ok(e instanceof ConnectionClosedError && e.by === "transport", String(e));
+    assert.ok(performance.now() - t0 < 2000, "noticed within 2 s");
   });
 });

@@ -595,6 +595,11 @@ export class ChannelRegistry {
     this.nextId = initiator ? 1 : 2;
   }
 
+  /** Channels open now (both directions, and raw ones). */
+  get openCount(): number {
+    return this.incoming.size + this.outgoing.size + this.claimed.size;
+  }
+
   /**
    * Our own ids keep the parity rule (channeling.id.parity). An id of our
    * parity that the peer already used on this connection is skipped, so a

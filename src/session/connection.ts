@@ -121,6 +121,10 @@ export interface ConnectionOwner {
   handshakePending(): Promise<void> | undefined;
   /** Transport backpressure: undefined when it can take more. */
   writable(): Promise<void> | undefined;
+  /** Incoming calls served at once per connection; more are answered with an error Response. */
+  readonly maxInFlightCalls: number;
+  /** Open channels per connection; a Request that would exceed it is answered with an error Response. */
+  readonly maxChannels: number;
 }
 
 interface PendingCall {
@@ -489,22 +493,22 @@ export class Connection implements ChannelHost {
     };
   }
 
-  /** Rejects now, sends Cancel; the request stays in flight until its Response (call.request-id.cancel-still-in-flight). */
+  /**
+   * Rejects now, sends Cancel and forgets the call at once. Its request id is
+   * never reused (ids only grow), so a late Response is simply one for an
+   * unknown request id, which is ignored (call.lifecycle.unknown-request-id;
+   * call.cancel.no-response-required): nothing of the call stays alive
+   * waiting for it.
+   */
   private abandon(requestId: number, pc: PendingCall, error: RoamError): void {
     if (pc.abandoned) return;
     pc.abandoned = true;
     pc.cleanup?.();
     pc.cleanup = null;
+    if (this.pending.get(requestId) === pc) this.pending.delete(requestId);
     if (pc.binder) this.failCallChannels(pc.binder, error);
     pc.reject(error);
-    if (!this.closedError) {
-      this.owner.send({ type: "Cancel", connId: this.connId, requestId });
-      // call.cancel.no-response-required: forget it if no Response ever comes.
-      const t = setTimeout(() => this.pending.get(requestId) === pc && this.pending.delete(requestId), 60_000);
-      t.unref?.();
-    } else {
-      this.pending.delete(requestId);
-    }
+    if (!this.closedError) this.owner.send({ type: "Cancel", connId: this.connId, requestId });
   }
 
   private failCallChannels(binder: CallChannelBinder, error: RoamError): void {
@@ -592,6 +596,11 @@ export class Connection implements ChannelHost {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `request metadata: ${problem}`, this.connId);
     }
+    const over = this.overLimit(m);
+    if (over !== undefined) {
+      this.refuse(m, over);
+      return;
+    }
     const sc = new ServedCall(this, m, this.sendResponse);
     this.serving.set(m.requestId, sc);
     const d = this.dispatcher;
@@ -600,6 +609,37 @@ export class Connection implements ChannelHost {
       return;
     }
     d.dispatch(sc);
+  }
+
+  /** Why `m` cannot be taken up now (a limit), or undefined. */
+  private overLimit(m: RequestMessage): string | undefined {
+    const maxCalls = this.owner.maxInFlightCalls;
+    if (this.serving.size >= maxCalls) {
+      return `call.limits: ${maxCalls} calls are already in flight on this connection (maxInFlightCalls); retry when some complete`;
+    }
+    if (m.channels.length > 0) {
+      const maxChannels = this.owner.maxChannels;
+      const open = this.channels.openCount;
+      if (open + m.channels.length > maxChannels) {
+        return `call.limits: ${open} channels are open on this connection and the call opens ${m.channels.length} more (maxChannels ${maxChannels})`;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Answers a Request we will not serve with the spec's error Response
+   * (Cancelled, with the reason in `roam-error` metadata) and burns the
+   * channels it opened: Data already sent on them is ignored
+   * (channeling.reset.effect), and the caller fails its ends on this Response.
+   */
+  private refuse(m: RequestMessage, reason: string): void {
+    for (const id of m.channels) {
+      this.channels.notePeerId(id);
+      this.channels.release(id, "reset");
+    }
+    if (this.closedError) return;
+    this.owner.send({ type: "Response", connId: this.connId, requestId: m.requestId, metadata: [[HANDLER_ERROR_KEY, reason]], channels: NO_IDS, payload: RESPONSE_CANCELLED });
   }
 
   private readonly sendResponse = (sc: ServedCall, payload: Uint8Array, metadata: Metadata, channels: number[]): void => {

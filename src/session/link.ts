@@ -41,6 +41,45 @@ export interface LinkOptions {
    * us buffer; see docs/limits.md.
    */
   replyHighWaterMark?: number;
+  /** Incoming calls served at once per connection (default 1024); more get an error Response. */
+  maxInFlightCalls?: number;
+  /** Open channels per connection (default 4096); a Request that would exceed it gets an error Response. */
+  maxChannels?: number;
+  /** Virtual connections the peer may have open on this link (default 1024); more Connects are rejected. */
+  maxConnections?: number;
+  /**
+   * Closes the link after this long without any message from the peer while
+   * nothing is in flight: no calls either way, no open channels, no pending
+   * Connect (default 0 = never; servers default to 5 minutes). A link with
+   * open channels or calls is never closed for being idle.
+   */
+  idleTimeoutMs?: number;
+}
+
+/** Defaults of the per-link limits (see docs/limits.md). */
+export const DEFAULT_LINK_LIMITS = {
+  maxInFlightCalls: 1024,
+  maxChannels: 4096,
+  maxConnections: 1024,
+  /** Closed connection ids and abandoned Connect ids remembered (to tell late from unknown). */
+  recentIds: 4096,
+} as const;
+
+/** A set of recently ended ids with a fixed capacity (the oldest is forgotten). */
+class RecentSet {
+  private readonly set = new Set<number>();
+  constructor(private readonly limit: number) {}
+  add(id: number): void {
+    this.set.delete(id);
+    this.set.add(id);
+    if (this.set.size > this.limit) this.set.delete(this.set.values().next().value as number);
+  }
+  has(id: number): boolean {
+    return this.set.has(id);
+  }
+  delete(id: number): boolean {
+    return this.set.delete(id);
+  }
 }
 
 /** Default of `LinkOptions.replyHighWaterMark`. */
@@ -72,7 +111,9 @@ export class Link implements ConnectionOwner {
   private negotiated: Negotiated | null = null;
   private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private readonly connections = new Map<number, Connection>();
-  private readonly recentlyClosed = new Set<number>();
+  private readonly recentlyClosed = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
+  /** Connect request ids we gave up on (timeout): a late Accept for one is expected. */
+  private readonly abandonedConnects = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
   private nextConnId = 1;
   private nextConnectRequestId = 1;
   private readonly pendingConnects = new Map<number, PendingConnect>();
@@ -93,6 +134,12 @@ export class Link implements ConnectionOwner {
   readonly flow: FlowControlBackend;
   readonly thresholds: PressureThresholds;
   readonly exposeHandlerErrors: boolean;
+  readonly maxInFlightCalls: number;
+  readonly maxChannels: number;
+  private readonly maxConnections: number;
+  /** performance.now() of the last message received. */
+  private lastReceived = performance.now();
+  private idleTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     readonly transport: MessageTransport,
@@ -102,6 +149,9 @@ export class Link implements ConnectionOwner {
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
     this.exposeHandlerErrors = options.exposeHandlerErrors ?? true;
     this.replyMark = options.replyHighWaterMark ?? DEFAULT_REPLY_HIGH_WATER_MARK;
+    this.maxInFlightCalls = options.maxInFlightCalls ?? DEFAULT_LINK_LIMITS.maxInFlightCalls;
+    this.maxChannels = options.maxChannels ?? DEFAULT_LINK_LIMITS.maxChannels;
+    this.maxConnections = options.maxConnections ?? DEFAULT_LINK_LIMITS.maxConnections;
     const send = (m: Message) => this.send(m);
     this.flow = options.flowControl
       ? options.flowControl(send)
@@ -188,6 +238,11 @@ export class Link implements ConnectionOwner {
 
   private handshakeDone(n: Negotiated): void {
     this.negotiated = n;
+    const idle = this.options.idleTimeoutMs ?? 0;
+    if (idle > 0) {
+      this.idleTimer = setInterval(() => this.checkIdle(idle), Math.max(10, Math.min(idle / 4, 5000)));
+      this.idleTimer.unref?.();
+    }
     const queued = this.preHandshake;
     this.preHandshake = [];
     for (const m of queued) this.transport.send(m);
@@ -257,6 +312,7 @@ export class Link implements ConnectionOwner {
     return new Promise<Connection>((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.pendingConnects.delete(requestId)) {
+          this.abandonedConnects.add(requestId);
           reject(new ConnectionRejectedError(`no Accept or Reject within ${timeoutMs} ms (message.connect.timeout)`, []));
         }
       }, timeoutMs);
@@ -335,6 +391,11 @@ export class Link implements ConnectionOwner {
       reject("not listening");
       return;
     }
+    // r[message.reject.response]: over the limit is a Reject, not growth.
+    if (this.connections.size - 1 + this.backlog.length + this.peerConnectIds.size >= this.maxConnections) {
+      reject(`too many connections: ${this.maxConnections} are open on this link (maxConnections)`);
+      return;
+    }
     this.peerConnectIds.add(m.requestId);
     let settled = false;
     const incoming: IncomingConnection = {
@@ -379,6 +440,9 @@ export class Link implements ConnectionOwner {
       throw new ProtocolViolation("core.conn.id-allocation", `Accept assigned connection id ${m.connId}, which is ${m.connId === 0 ? "reserved" : "in use"}`, 0);
     }
     if (!pc) {
+      if (!this.abandonedConnects.delete(m.requestId)) {
+        throw new ProtocolViolation("message.accept.response", `Accept for Connect request ${m.requestId}, which is not in flight`, 0);
+      }
       // Late Accept for a Connect we gave up on: close that connection again.
       this.send({ type: "Goodbye", connId: m.connId, reason: "message.connect.timeout: Connect was abandoned" });
       this.recentlyClosed.add(m.connId);
@@ -405,6 +469,7 @@ export class Link implements ConnectionOwner {
 
   private receive(m: Message): void {
     if (this.closedError) return;
+    this.lastReceived = performance.now();
     if (this.inboundPaused) {
       // The rest of a read that arrived as the pause began: keep the order.
       if (this.deferred.length - this.deferredHead >= MAX_DEFERRED_MESSAGES) {
@@ -444,6 +509,14 @@ export class Link implements ConnectionOwner {
     this.deferredHead = 0;
     if (!this.closedError) t.resumeReading?.();
   };
+
+  /** Closes the link if nothing happened for `idle` ms and nothing is in flight. */
+  private checkIdle(idle: number): void {
+    if (this.closedError || performance.now() - this.lastReceived < idle) return;
+    if (this.pendingConnects.size > 0 || this.backlog.length > 0) return;
+    for (const c of this.connections.values()) if (c.pendingCalls > 0 || c.servingCalls > 0 || c.channels.openCount > 0) return;
+    this.close(`idle: no message for ${idle} ms and nothing in flight (idleTimeoutMs)`);
+  }
 
   /** Whether reading from the peer is paused because our replies back up. */
   get readingPaused(): boolean {
@@ -515,10 +588,6 @@ export class Link implements ConnectionOwner {
   private forget(conn: Connection, error: RoamError): void {
     this.connections.delete(conn.connId);
     this.recentlyClosed.add(conn.connId);
-    if (this.recentlyClosed.size > 4096) {
-      const first = this.recentlyClosed.values().next().value as number;
-      this.recentlyClosed.delete(first);
-    }
     conn.teardown(error);
   }
 
@@ -556,6 +625,8 @@ export class Link implements ConnectionOwner {
   private shutdown(error: RoamError): void {
     if (this.closedError) return;
     this.closedError = error;
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    this.idleTimer = null;
     this.deferred = [];
     this.deferredHead = 0;
     for (const conn of this.connections.values()) conn.teardown(error);

@@ -26,7 +26,28 @@ export interface ServerOptions extends PeerOptions, KeepAliveOptions {
   dispatcherFor?: (link: Link) => Dispatcher | null;
   /** Called for each new link once its handshake completed. */
   onLink?: (link: Link) => void;
+  /**
+   * Links served at once (default 4096); connections beyond it are closed
+   * at once. Each link costs a socket and ~20 KiB before its handshake.
+   */
+  maxLinks?: number;
+  /**
+   * WebSocket port: an HTTP request (the upgrade) must have sent its headers
+   * within this many ms, else the socket is closed (default 10 s; slowloris).
+   * Applies to the HTTP server `listenWebSocket` creates.
+   */
+  httpHeadersTimeoutMs?: number;
 }
+
+/** Server-side defaults (a server faces unknown peers; see docs/limits.md). */
+export const SERVER_DEFAULTS = {
+  maxLinks: 4096,
+  /** A peer that sends no Hello is cut off after this long. */
+  handshakeTimeoutMs: 5000,
+  /** Links with nothing in flight are closed after this long without a message. */
+  idleTimeoutMs: 300_000,
+  httpHeadersTimeoutMs: 10_000,
+} as const;
 
 /** `host` as it appears in a URL: IPv6 addresses go in brackets. */
 function urlHost(host: string): string {
@@ -66,10 +87,22 @@ export class RoamServer {
     return this.links;
   }
 
-  /** @internal */
-  adopt(transport: MessageTransport): Link {
+  /** Whether another link may be served now (maxLinks). */
+  get full(): boolean {
+    return this.links.size >= (this.options.maxLinks ?? SERVER_DEFAULTS.maxLinks);
+  }
+
+  /** @internal Serves a new transport; null when the server is full (the transport is closed). */
+  adopt(transport: MessageTransport): Link | null {
     const o = this.options;
-    const link = new Link(transport, linkOptions(false, o, this.limits));
+    if (this.full) {
+      transport.close();
+      return null;
+    }
+    const link = new Link(
+      transport,
+      linkOptions(false, { handshakeTimeoutMs: SERVER_DEFAULTS.handshakeTimeoutMs, idleTimeoutMs: SERVER_DEFAULTS.idleTimeoutMs, ...o }, this.limits),
+    );
     if (o.dispatcherFor) link.root.setDispatcher(o.dispatcherFor(link));
     wireAcceptConnections(link, o);
     this.links.add(link);
@@ -118,7 +151,10 @@ export async function listenTcp(o: ServerOptions & { host?: string; port?: numbe
   const host = o.host ?? "127.0.0.1";
   const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`, o)));
+  const server = net.createServer((socket) => {
+    if (rs!.full) return void socket.destroy();
+    rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`, o));
+  });
   await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
   const addr = server.address() as net.AddressInfo;
   rs = new RoamServer(() => closeNetServer(server), `tcp://${urlHost(host)}:${addr.port}`, addr.port, undefined, o, limits);
@@ -134,7 +170,10 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
   }
   const limits = resolveLimits(o);
   let rs: RoamServer | null = null;
-  const server = net.createServer((socket) => rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`, o)));
+  const server = net.createServer((socket) => {
+    if (rs!.full) return void socket.destroy();
+    rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`, o));
+  });
   await listenNet(server, (cb) => server.listen(o.path, cb));
   rs = new RoamServer(
     async () => {
@@ -162,10 +201,18 @@ export async function listenWebSocket(
   o: ServerOptions & { host?: string; port?: number; path?: string; server?: http.Server },
 ): Promise<RoamServer> {
   const host = o.host ?? "127.0.0.1";
-  const httpServer = o.server ?? http.createServer((_req, res) => {
-    res.writeHead(426, { "content-type": "text/plain" });
-    res.end("roam: connect with a WebSocket\n");
-  });
+  const headersTimeout = o.httpHeadersTimeoutMs ?? SERVER_DEFAULTS.httpHeadersTimeoutMs;
+  const httpServer =
+    o.server ??
+    http.createServer(
+      // Node checks these every connectionsCheckingInterval: an unfinished
+      // request (headers or upgrade) is cut off instead of held forever.
+      { headersTimeout, requestTimeout: headersTimeout, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
+      (_req, res) => {
+        res.writeHead(426, { "content-type": "text/plain" });
+        res.end("roam: connect with a WebSocket\n");
+      },
+    );
   const ownsServer = !o.server;
   if (ownsServer) await listenNet(httpServer as unknown as net.Server, (cb) => httpServer.listen(o.port ?? 0, host, cb));
   const limits = resolveLimits(o);
@@ -173,6 +220,7 @@ export async function listenWebSocket(
   const addr = httpServer.address() as net.AddressInfo;
   let rs: RoamServer | null = null;
   wss.on("connection", (ws, req) => {
+    if (rs!.full) return void ws.terminate();
     startWebSocketHeartbeat(ws, o);
     // req.socket is the connection the WebSocket runs on (`ws` sets no-delay on it).
     rs!.adopt(
