@@ -90,6 +90,14 @@ export const DEFAULT_REPLY_HIGH_WATER_MARK = 2 * 1024 * 1024;
  * (a browser WebSocket) ends the link instead of holding more than this.
  */
 const MAX_DEFERRED_MESSAGES = 65_536;
+/**
+ * Time one link may spend handling received messages in one turn of the
+ * event loop: a read can hold thousands of messages, each starting a
+ * handler, and the rest waits for the next turn (timers, other links).
+ */
+const TURN_BUDGET_MS = 10;
+/** Runs `f` in a later turn of the event loop (browsers have no setImmediate). */
+const nextTurn: (f: () => void) => void = typeof setImmediate === "function" ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
 
 /** A Connect received while listening: accept or reject it. */
 export interface IncomingConnection {
@@ -469,7 +477,8 @@ export class Link implements ConnectionOwner {
 
   private receive(m: Message): void {
     if (this.closedError) return;
-    this.lastReceived = performance.now();
+    const now = performance.now();
+    this.lastReceived = now;
     if (this.inboundPaused) {
       // The rest of a read that arrived as the pause began: keep the order.
       if (this.deferred.length - this.deferredHead >= MAX_DEFERRED_MESSAGES) {
@@ -479,8 +488,27 @@ export class Link implements ConnectionOwner {
       this.deferred.push(m);
       return;
     }
+    if (this.turnStart === 0) {
+      this.turnStart = now;
+      nextTurn(this.endTurn);
+    }
     this.handle(m);
     if (this.transport.replyBacklog !== undefined && this.transport.replyBacklog() > this.replyMark) this.pauseInbound();
+    else if (performance.now() - this.turnStart > TURN_BUDGET_MS) this.yieldInbound();
+  }
+
+  /** performance.now() when this turn's first message was handled (0: none yet). */
+  private turnStart = 0;
+  private readonly endTurn = (): void => {
+    this.turnStart = 0;
+  };
+
+  /** This turn's budget is spent: hold what else arrives and go on in the next turn. */
+  private yieldInbound(): void {
+    if (this.inboundPaused || this.closedError) return;
+    this.inboundPaused = true;
+    this.transport.pauseReading?.();
+    nextTurn(this.resumeInbound);
   }
 
   /** Replies back up: stop reading until they drained to half the mark. */
@@ -489,19 +517,27 @@ export class Link implements ConnectionOwner {
     if (this.inboundPaused || this.closedError || t.onReplyDrain === undefined) return;
     this.inboundPaused = true;
     t.pauseReading?.();
-    t.onReplyDrain(this.replyMark / 2, this.resumeInbound);
+    // Resume in a later turn: the drain can be reported from the write's
+    // own callback, and resuming there would chain turn-less work.
+    t.onReplyDrain(this.replyMark / 2, () => nextTurn(this.resumeInbound));
   }
 
   private readonly resumeInbound = (): void => {
     this.inboundPaused = false;
     if (this.closedError) return;
     const t = this.transport;
+    const start = performance.now();
     while (this.deferredHead < this.deferred.length && !this.closedError) {
       const m = this.deferred[this.deferredHead]!;
       this.deferred[this.deferredHead++] = undefined as never;
       this.handle(m);
       if (t.replyBacklog !== undefined && t.replyBacklog() > this.replyMark) {
         this.pauseInbound();
+        return;
+      }
+      if (performance.now() - start > TURN_BUDGET_MS && this.deferredHead < this.deferred.length) {
+        this.inboundPaused = true;
+        nextTurn(this.resumeInbound);
         return;
       }
     }
