@@ -103,14 +103,14 @@ async function withServer(
 const attacks: (() => Promise<Row>)[] = [
   // Break 1a: requests without ever reading the responses.
   () =>
-    withServer("no-read getPoints(20k)", "tcp", {}, async ({ port, server }) => {
+    withServer("no-read getPoints(10k)", "tcp", {}, async ({ port, server }) => {
       const s = await connectRaw(port);
       s.pause();
       s.write(frame(HELLO()));
       const n = 3640;
       let buf = Buffer.alloc(0);
       const parts: Buffer[] = [];
-      for (let i = 1; i <= n; i++) parts.push(frame({ type: "Request", connId: 0, requestId: i, methodId: Testbed.methods.getPoints.id, metadata: [], channels: [], payload: u32s(20_000) }));
+      for (let i = 1; i <= n; i++) parts.push(frame({ type: "Request", connId: 0, requestId: i, methodId: Testbed.methods.getPoints.id, metadata: [], channels: [], payload: u32s(10_000) }));
       buf = Buffer.concat(parts);
       s.write(buf);
       await sleep(8000);
@@ -327,7 +327,7 @@ const attacks: (() => Promise<Row>)[] = [
     }),
   // WebSocket: no-read.
   () =>
-    withServer("WS no-read getPoints(20k)", "ws", {}, async ({ url, server }) => {
+    withServer("WS no-read getPoints(10k)", "ws", {}, async ({ url, server }) => {
       const ws = new WebSocket(url);
       await new Promise<void>((r, j) => {
         ws.once("open", () => r());
@@ -335,7 +335,7 @@ const attacks: (() => Promise<Row>)[] = [
       });
       (ws as unknown as { _socket: net.Socket })._socket.pause();
       ws.send(messageToBytes(HELLO()));
-      for (let i = 1; i <= 3640; i++) ws.send(messageToBytes({ type: "Request", connId: 0, requestId: i, methodId: Testbed.methods.getPoints.id, metadata: [], channels: [], payload: u32s(20_000) }));
+      for (let i = 1; i <= 3640; i++) ws.send(messageToBytes({ type: "Request", connId: 0, requestId: i, methodId: Testbed.methods.getPoints.id, metadata: [], channels: [], payload: u32s(10_000) }));
       await sleep(8000);
       const rep = await server.ask("report");
       ws.terminate();
