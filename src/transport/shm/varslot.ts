@@ -206,7 +206,15 @@ export class VarSlotPool {
   private allocFromClass(c: number, owner: number): SlotRef | null {
     const n = this.extentCount(c);
     for (let e = 0; e < n && e < MAX_EXTENTS_PER_CLASS; e++) {
-      const ref = this.pop(c, e, owner);
+      let ref: SlotRef | null;
+      try {
+        ref = this.pop(c, e, owner);
+      } catch (err) {
+        // A guest found an extent offset that fails its check (someone wrote
+        // it): that extent is not used; the host restores the header.
+        if (err instanceof SegmentFault) continue;
+        throw err;
+      }
       if (ref) return ref;
     }
     return null;
