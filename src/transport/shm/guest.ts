@@ -88,6 +88,8 @@ export class ShmGuest {
   private readonly attachedAtNs = process.hrtime.bigint();
   /** host_goodbye was set at the previous check (acted on only when it persists). */
   private goodbyeSeen = false;
+  /** The host's pid as first read from the segment (0 before). */
+  private hostPidSeen = 0;
 
   private constructor(
     readonly segment: Segment,
@@ -236,7 +238,10 @@ export class ShmGuest {
   /** Without a doorbell nothing tells us the host died: look at its pid and heartbeat. */
   private hostDead(): boolean {
     const seg = this.segment;
-    const pid = seg.hostPid;
+    // The first pid seen is the host's: any guest can write the field, so a
+    // later value is not believed (found by the segment fuzzer).
+    if (this.hostPidSeen === 0) this.hostPidSeen = seg.hostPid;
+    const pid = this.hostPidSeen;
     if (pid !== 0 && pid !== process.pid) {
       try {
         process.kill(pid, 0);
