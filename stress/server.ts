@@ -78,6 +78,7 @@ async function main(): Promise<void> {
         ended++;
         extra.ended = ended;
         extra.lastReason = e.message.slice(0, 160);
+        if (process.env.STRESS_LOG_CLOSES) console.error(`peer ${peerId} closed: ${e.message}`);
       });
     };
     links = () => live.size;

@@ -242,7 +242,7 @@ export async function shmFuzz(path: string, cases: number, seed = 12): Promise<R
       }
     }
     if (!host.alive) problem = `host died at case ${i} (${name} = ${v}): ${host.stderr.slice(-300)}`;
-    if (by.link.isClosed) problem = `bystander's link closed at case ${i} (${name} = ${v}): ${by.link.isClosed}`;
+    if (by.link.isClosed) problem = `bystander's link closed at case ${i} (${name} = ${v}); host log: ${host.stderr.slice(-400)}`;
   }
   const rep = host.alive ? await host.ask("report") : null;
   const c = await canary.stop();

@@ -10,7 +10,7 @@ import { test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { BipBuffer } from "../src/transport/shm/bipbuf.js";
 import { FileBacking, MemoryBacking } from "../src/transport/shm/backing.js";
-import { computeLayout, DEFAULT_SEGMENT_CONFIG, H, MAGIC, P, PeerState, SlotState, type SegmentConfig } from "../src/transport/shm/layout.js";
+import { C, computeLayout, DEFAULT_SEGMENT_CONFIG, H, MAGIC, P, PeerState, SlotState, type SegmentConfig } from "../src/transport/shm/layout.js";
 import { nativeShm } from "../src/transport/shm/native.js";
 import { Segment, SegmentError } from "../src/transport/shm/segment.js";
 import { slowForMutation } from "./helpers/mutation.js";
@@ -228,6 +228,50 @@ test("VarSlotPool: smallest fitting class, fallback, generations, double free, o
   pool.alloc(100_000, 0, true);
   assert.equal(pool.alloc(100_000, 0, true), null, "three extents at most");
   void big;
+});
+
+test("VarSlotPool, guest view: extents are believed from their own header, not from the class header another guest can scribble", () => {
+  const l = computeLayout(small);
+  const backing = new MemoryBacking(l.totalSize, l.maxSize);
+  const host = Segment.create(backing, small);
+  const guest = Segment.attach(backing);
+  // The host grows class 2 to two extents and hands out a slot of extent 1.
+  host.pool.alloc(100_000, 0);
+  host.pool.alloc(100_000, 0);
+  const ref = host.pool.alloc(100_000, 0, true)!;
+  assert.equal(ref.extentIdx, 1);
+  host.pool.markInFlight(ref);
+  assert.equal(guest.pool.check(ref, 100), undefined, "the guest reads the host's slot");
+  const k2 = l.classes[2]!.header;
+  const k1 = l.classes[1]!.header;
+  // Another guest writes count 1 into class 2's header: a slot in extent 1 is still the host's.
+  Atomics.store(guest.i32, (k2 + C.extentCount) >> 2, 1);
+  assert.equal(guest.pool.check(ref, 100), undefined, "a scribbled count does not make the host's slot a violation");
+  // A count of 3 with extent 2 pointing at class 2's own extent 1: no such extent, so nothing is allocated from it.
+  const ext1 = Number(Atomics.load(guest.u64, (k2 + C.extentOffsets) >> 3));
+  Atomics.store(guest.i32, (k2 + C.extentCount) >> 2, 3);
+  Atomics.store(guest.u64, (k2 + C.extentOffsets + 8) >> 3, BigInt(ext1));
+  // Class 1 claims an extent 1 at that offset too (it is class 2's): the guest must not use it.
+  Atomics.store(guest.i32, (k1 + C.extentCount) >> 2, 2);
+  Atomics.store(guest.u64, (k1 + C.extentOffsets) >> 3, BigInt(ext1));
+  // ... with free-list heads that name a free slot there (slot 1 of that extent is free), and
+  // extent 1's own entry scribbled away, for a guest that attaches now.
+  Atomics.store(guest.u64, (k2 + C.freeHeads + 16) >> 3, 1n << 32n);
+  Atomics.store(guest.u64, (k1 + C.freeHeads + 8) >> 3, 1n << 32n);
+  Atomics.store(guest.u64, (k2 + C.extentOffsets) >> 3, 0n);
+  const late = Segment.attach(backing);
+  const got: NonNullable<ReturnType<typeof late.pool.alloc>>[] = [];
+  for (let i = 0; i < 20; i++) {
+    const r = late.pool.alloc(10_000, 1);
+    if (!r) break;
+    got.push(r);
+  }
+  assert.ok(got.length > 0);
+  for (const r of got) {
+    assert.ok(!(r.classIdx === 1 && r.extentIdx === 1), "class 1 has no extent 1 (that memory is class 2's)");
+    assert.ok(!(r.classIdx === 2 && r.extentIdx === 2), "class 2 has no extent 2");
+    assert.doesNotMatch(host.pool.check(r, 0) ?? "", /does not exist|outside|no extent/, `the host knows ${JSON.stringify(r)}`);
+  }
 });
 
 test("channel table: activate sets granted_total to the initial credit, grant adds, resetAll frees", () => {

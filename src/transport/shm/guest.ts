@@ -69,8 +69,9 @@ export interface ShmGuestOptions {
   onDetach?: (reason: string) => void;
   /**
    * A guest without a doorbell (attached by path) takes the host for dead when
-   * the host's heartbeat in the segment is older than this (default 10 s; a
-   * heartbeat of 0 counts as stale from the moment of attaching). A host
+   * the host's heartbeat word in the segment has not changed for this long,
+   * measured on the guest's own clock (default 10 s; a heartbeat of 0 never
+   * counts as a sign of life). A host
    * process that no longer exists is noticed at the next check (≤ 250 ms)
    * from its pid. 0 disables the heartbeat check.
    */
@@ -90,6 +91,8 @@ export class ShmGuest {
   private goodbyeSeen = false;
   /** The host's pid as first read from the segment (0 before). */
   private hostPidSeen = 0;
+  private hostHbSeen = 0n;
+  private hostHbChangedAtNs = 0n;
 
   private constructor(
     readonly segment: Segment,
@@ -253,11 +256,20 @@ export class ShmGuest {
       }
     }
     if (this.hostTimeoutNs > 0n) {
+      // Any guest can write the heartbeat word too, so its value is not
+      // believed as a time (a scribbled old value would read as a dead host;
+      // found by the segment fuzzer). What counts is that it keeps changing:
+      // the host rewrites it every interval, so a live host's word moves
+      // within the limit, measured on our own clock. 0 is never a sign of life.
       const now = process.hrtime.bigint();
       const hb = seg.hostHeartbeat;
-      const since = hb > 0n && hb <= now ? hb : this.attachedAtNs;
+      if (hb !== 0n && hb !== this.hostHbSeen) {
+        this.hostHbSeen = hb;
+        this.hostHbChangedAtNs = now;
+      }
+      const since = this.hostHbChangedAtNs > this.attachedAtNs ? this.hostHbChangedAtNs : this.attachedAtNs;
       if (now - since > this.hostTimeoutNs) {
-        this.hostGone(`the host's heartbeat is ${Number((now - since) / 1_000_000n)} ms old (limit ${Number(this.hostTimeoutNs / 1_000_000n)} ms)`);
+        this.hostGone(`the host's heartbeat has not moved for ${Number((now - since) / 1_000_000n)} ms (limit ${Number(this.hostTimeoutNs / 1_000_000n)} ms)`);
         return true;
       }
     }

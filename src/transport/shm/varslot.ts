@@ -128,6 +128,19 @@ export class VarSlotPool {
     if (!(off >= this.initialSize && off % PAGE === 0 && off + size <= this.maxSize)) {
       throw new SegmentFault(`shm.varslot.extents: extent ${e} of class ${c} at offset ${off} lies outside the segment`);
     }
+    try {
+      this.backing.ensure(off + size);
+    } catch {
+      throw new SegmentFault(`shm.varslot.extents: extent ${e} of class ${c} at offset ${off} is beyond the segment file`);
+    }
+    // Any guest can write the class header; the extent's own header, written
+    // by the host once the extent is ready, must name this class and index.
+    const k = this.classes[c]!;
+    let magicOk = true;
+    for (let i = 0; i < EXTENT_MAGIC.length; i++) if (this.u8[off + i] !== EXTENT_MAGIC[i]) magicOk = false;
+    if (!magicOk || this.i32[(off + 8) >> 2] !== c || this.i32[(off + 12) >> 2] !== e || this.i32[(off + 16) >> 2] !== k.count || this.i32[(off + 20) >> 2] !== k.slotSize) {
+      throw new SegmentFault(`shm.varslot.extents: no extent ${e} of class ${c} at offset ${off}`);
+    }
     this.seenOffsets[c]![e - 1] = off;
     return off;
   }
@@ -287,7 +300,11 @@ export class VarSlotPool {
     const c = ref.classIdx;
     if (c >= this.classes.length) return `slot class ${c} does not exist`;
     const k = this.classes[c]!;
-    if (ref.extentIdx >= this.extentCount(c) || ref.extentIdx >= MAX_EXTENTS_PER_CLASS) return `extent ${ref.extentIdx} of class ${c} does not exist`;
+    // The host checks against its own record. A guest does not check against
+    // the shared count (another guest may have scribbled it, found by the
+    // segment fuzzer): metaIndex below verifies the extent's own header.
+    const extents = this.host ? this.host.extentCounts[c]! : MAX_EXTENTS_PER_CLASS;
+    if (ref.extentIdx >= extents || ref.extentIdx >= MAX_EXTENTS_PER_CLASS) return `extent ${ref.extentIdx} of class ${c} does not exist`;
     if (ref.slotIdx >= k.count) return `slot ${ref.slotIdx} is beyond class ${c} (${k.count} slots)`;
     if (len > k.slotSize) return `payload of ${len} bytes does not fit a ${k.slotSize}-byte slot`;
     let m: number;
@@ -380,27 +397,30 @@ export class VarSlotPool {
    * growing the segment. Returns false when the class has all its extents.
    */
   grow(c: number): boolean {
+    const h = this.host;
+    if (!h) return false; // only the host appends extents
     const k = this.classes[c]!;
-    const e = this.extentCount(c);
+    const e = h.extentCounts[c]!;
     if (e >= MAX_EXTENTS_PER_CLASS) return false;
-    const current = this.host ? this.host.size : Number(Atomics.load(this.u64, H.currentSize >> 3));
-    const off = align(current, PAGE);
+    const off = align(h.size, PAGE);
     const size = align(extentSize(k), PAGE);
     this.backing.grow(off + size);
-    this.u8.set(EXTENT_MAGIC, off);
+    h.size = off + size;
+    h.extentOffsets[c]![e - 1] = off;
+    h.extentCounts[c] = e + 1;
+    this.initExtent(c, e);
+    // The extent's own header is written after its slots are ready, magic
+    // last: a guest uses an extent only once its header names this class and
+    // index (a scribbled count or offset in the class header cannot make it
+    // allocate from memory the host has not set up).
     this.i32[(off + 8) >> 2] = c;
     this.i32[(off + 12) >> 2] = e;
     this.i32[(off + 16) >> 2] = k.count;
     this.i32[(off + 20) >> 2] = k.slotSize;
+    this.u8.set(EXTENT_MAGIC, off);
     // Publish in an order a reader can follow: size, then where, then how many.
     Atomics.store(this.u64, H.currentSize >> 3, BigInt(off + size));
     Atomics.store(this.u64, (k.header + C.extentOffsets + 8 * (e - 1)) >> 3, BigInt(off));
-    if (this.host) {
-      this.host.size = off + size;
-      this.host.extentOffsets[c]![e - 1] = off;
-      this.host.extentCounts[c] = e + 1;
-    }
-    this.initExtent(c, e);
     Atomics.store(this.i32, (k.header + C.extentCount) >> 2, e + 1);
     this.grown++;
     return true;
