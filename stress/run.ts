@@ -85,7 +85,7 @@ async function withServer(
   const problems: string[] = [];
   if (!alive) problems.push(`server died: ${server.stderr.slice(-300)}`);
   if (rep.peakRssMB > rssBound) problems.push(`RSS ${rep.peakRssMB} MB > ${rssBound} MB`);
-  if (rep.cpuLagMs > 100) problems.push(`loop blocked ${rep.cpuLagMs} ms (CPU) > 100 ms`);
+  if (rep.cpuLagMs > 100) problems.push(`loop blocked ${rep.cpuLagMs} ms (own work) > 100 ms`);
   if (can.failures !== 0) problems.push(`canary: ${can.failures} failures (${can.lastError})`);
   if (can.p99Ms > 2000) problems.push(`canary p99 ${can.p99Ms} ms > 2000 ms`);
   return {
@@ -375,7 +375,7 @@ async function main(): Promise<void> {
       console.error(`${row.ok ? "ok  " : "FAIL"} ${row.attack}: ${row.outcome}`);
     }
   }
-  console.log(`\n| attack | count | peak server RSS | worst loop lag (wall / CPU) | canary p99 | outcome |`);
+  console.log(`\n| attack | count | peak server RSS | worst loop lag (wall / own work) | canary p99 | outcome |`);
   console.log(`|---|---|---|---|---|---|`);
   for (const r of rows) console.log(`| ${r.attack} | ${r.count} | ${r.peakRssMB} MB | ${r.lagMs} / ${r.cpuLagMs} ms | ${r.canaryP99Ms} ms | ${r.ok ? "ok" : "FAIL"}: ${r.outcome} |`);
   console.log(`\n${rows.filter((r) => r.ok).length}/${rows.length} bounds held; ${Math.round((Date.now() - t0) / 1000)} s`);
