@@ -13,6 +13,7 @@
  * The host waits for frames only on the doorbell: the guest must ring after
  * every commit, release and grant, since the host advertised no `sleeping`.
  */
+import { FAULT } from "../src/transport/shm/bipbuf.js";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
@@ -187,7 +188,8 @@ describe("SHM with a spec-only host", { skip }, () => {
       // And as a producer: a read position beyond the buffer grants nothing.
       const g2h = seg.guest(1).g2h;
       host.dv.setUint32(host.placed.areas[0]! + 64, CONFIG.bipbufCapacity + 4, true);
-      assert.equal(g2h.grant(64), -1);
+      assert.equal(g2h.grant(64), FAULT, "no grant: the header is corrupt");
+      assert.match(g2h.fault, /^shm\.bipbuf\.header: read index \d+ is outside the ring/);
     } finally {
       t.close();
       waker.close();
