@@ -7,6 +7,7 @@
  * To add a section: write apps/demo/<topic>.ts exporting a `TourSection`
  * (see tour.ts) and add it to SECTIONS below.
  */
+import { bridgeTourSection } from "./bridge.js";
 import { pluginHostSection } from "./plugin-host.js";
 import { reconnectSection } from "./reconnect.js";
 import { rpcSections } from "./rpc.js";
@@ -16,6 +17,7 @@ const SECTIONS: TourSection[] = [
   ...rpcSections,
   pluginHostSection,
   reconnectSection,
+  bridgeTourSection,
 ];
 
 const intro = [

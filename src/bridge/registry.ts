@@ -14,7 +14,7 @@ import { jsonCodec, type JsonCodec } from "../json/codec.js";
 import { snakeFromKebab } from "./protocol.js";
 
 export interface BridgeMethod {
-  readonly service: ServiceDescriptor;
+  readonly service: ServiceDescriptor<any>;
   readonly method: MethodDescriptor;
   /** Qualified name for messages: `Testbed.echo`. */
   readonly qualified: string;
@@ -24,11 +24,11 @@ export interface BridgeMethod {
 }
 
 export interface BridgeService {
-  readonly descriptor: ServiceDescriptor;
+  readonly descriptor: ServiceDescriptor<any>;
   readonly methods: ReadonlyMap<string, BridgeMethod>;
 }
 
-export function compileMethod(service: ServiceDescriptor, method: MethodDescriptor): BridgeMethod {
+export function compileMethod(service: ServiceDescriptor<any>, method: MethodDescriptor): BridgeMethod {
   return {
     service,
     method,
