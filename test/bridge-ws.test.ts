@@ -27,6 +27,16 @@ const flow = { produced: 0, floodError: "" };
 const ROAM_WINDOW = 16 * 1024;
 
 const servers: BridgeServer[] = [];
+
+/** Waits until the producer stops advancing (300 ms without progress, 6 s at most); returns its count. */
+async function settled(): Promise<number> {
+  let prev = -1;
+  for (let i = 0; i < 20 && flow.produced !== prev; i++) {
+    prev = flow.produced;
+    await sleep(300);
+  }
+  return flow.produced;
+}
 after(async () => {
   for (const s of servers) await s.close();
 });
@@ -214,9 +224,8 @@ test("a slow WebSocket consumer bounds the backend producer (credit end to end),
   c.send({ type: "request", id: 1, service: "Flow", method: "flood", args: [CHUNK, 5] });
   await c.next((f) => f.type === "data", "first data");
   // The client grants nothing: production must stop.
-  await sleep(400);
-  const stalled = flow.produced;
-  await sleep(400);
+  const stalled = await settled();
+  await sleep(300);
   assert.equal(flow.produced, stalled, "the producer is stopped, not slowed");
   const frames = c.frames.filter((f) => f.type === "data");
   const frameBytes = Buffer.byteLength(JSON.stringify(frames[0]));
@@ -242,8 +251,8 @@ test("the typed client's unread Rx bounds the backend the same way", async () =>
     flow.produced = 0;
     const [tx, rx] = channel<Uint8Array>();
     const call = api.flood(512, tx);
-    await sleep(500);
-    const stalled = flow.produced;
+    await sleep(100);
+    const stalled = await settled();
     await sleep(300);
     assert.equal(flow.produced, stalled);
     assert.ok(stalled > 10 && stalled < 200, `produced ${stalled}`);

@@ -262,7 +262,12 @@ class WsSession {
     const { bm, id } = call;
     let frame: string;
     try {
-      const conn = await this.backend.connection();
+      let conn;
+      try {
+        conn = await this.backend.connection();
+      } catch (e) {
+        throw new BridgeHttpError(502, "bridge.response.bridge-error", `backend unavailable: ${(e as Error).message}`);
+      }
       const value = await conn.call(bm.method, args, { metadata, signal: call.ac.signal });
       await Promise.all(call.outbound.map((c) => c.done));
       frame = `{"type":"response","id":${id},"result":${bm.ok.encode(value)}}`;
@@ -283,6 +288,7 @@ class WsSession {
     if (e instanceof InvalidPayloadError) return `{"type":"response","id":${id},"error":"invalid_payload"}`;
     if (e instanceof RemoteHandlerError) return JSON.stringify({ type: "response", id, error: "cancelled", message: e.remoteMessage });
     if (e instanceof CancelledError) return `{"type":"response","id":${id},"error":"cancelled"}`;
+    if (e instanceof BridgeHttpError) return JSON.stringify({ type: "response", id, error: "bridge", message: e.message, rule: e.rule });
     if (e instanceof JsonEncodeError) {
       this.options.onError(e, `encoding the result of ${call.bm.qualified}`);
       return JSON.stringify({ type: "response", id, error: "bridge", message: `the result has no JSON form: ${e.message}` });
