@@ -8,8 +8,8 @@
  * the two bare imports, @noble/hashes and lossless-json, through the PTY web
  * server's guarded lookup) and the bridge under /api/.
  *
- * Skipped, loudly, when /usr/bin/chromium is missing (scripts/ensure-chromium.sh
- * installs it when it can).
+ * Fails when /usr/bin/chromium is missing unless ROAM_SKIP_BROWSER=1 opts out
+ * (scripts/ensure-chromium.sh installs it when it can).
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -26,6 +26,7 @@ import { serve } from "../src/session/serve.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
 const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const PAGE_TIMEOUT_MS = 30_000;
@@ -115,12 +116,8 @@ after(async () => {
 });
 
 test("Chromium calls Testbed through the bridge with the typed fetch client (HTTP and WebSocket)", { timeout: 90_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the bridge browser test is SKIPPED (install it as root: apt-get install -y chromium)`;
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
+  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
+  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
   const { chromium } = await import("playwright-core");
   const b = new RoamBridge({ services: [Testbed], backend: serve(Testbed, testbedImpl), basePath: "/api/" });
   bridge = b;
