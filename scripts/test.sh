@@ -41,6 +41,7 @@ done
 bash scripts/ensure-chromium.sh
 bash scripts/ensure-tmux.sh
 bash scripts/ensure-redis.sh
+bash scripts/ensure-curl.sh
 npx tsc -p .
 # Test files run in parallel processes (2 cores); each file bounds its own time.
 rc=0

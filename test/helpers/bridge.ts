@@ -2,7 +2,9 @@
 import { execFile } from "node:child_process";
 import { arg, defineService, method } from "../../src/service/define.js";
 import { t } from "../../src/schema/index.js";
-import { serve, ServiceDispatcher } from "../../src/session/serve.js";
+import { serve } from "../../src/session/serve.js";
+import type { Dispatcher } from "../../src/session/connection.js";
+import { dedup } from "../../src/nonce/dedup.js";
 import type { ImplementationOf } from "../../src/session/serve.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
 import { testbedImpl } from "../../apps/testbed/impl.js";
@@ -15,7 +17,7 @@ export const Probe = defineService("Probe", {
   slow: method([arg("ms", t.u32)], t.unit),
   /** Throws. */
   boom: method([], t.unit),
-  /** Counts calls; with a `roam-nonce` the backend deduplicates (see nonceDedup). */
+  /** Counts calls (the backend deduplicates by `roam-nonce`: backendDispatcher). */
   bump: method([], t.u32),
   /** A u64 that is not a safe double. */
   big: method([arg("x", t.u64)], t.u64),
@@ -25,27 +27,7 @@ export interface ProbeState {
   bumps: number;
 }
 
-/**
- * A minimal backend-side deduplication (core.nonce): the same `roam-nonce`
- * gets the first call's result without running the handler again.
- */
-export function nonceDedup<T>(run: () => Promise<T> | T): (md: readonly (readonly [string, unknown])[]) => Promise<T> {
-  const seen = new Map<string, Promise<T>>();
-  return (md) => {
-    const nonce = md.find(([k]) => k === "roam-nonce")?.[1];
-    if (!(nonce instanceof Uint8Array)) return Promise.resolve(run());
-    const key = Buffer.from(nonce).toString("hex");
-    let p = seen.get(key);
-    if (!p) {
-      p = Promise.resolve(run());
-      seen.set(key, p);
-    }
-    return p;
-  };
-}
-
 export function probeImpl(state: ProbeState): ImplementationOf<typeof Probe> {
-  const bump = nonceDedup(() => ++state.bumps);
   return {
     meta: (reply, ctx) => {
       for (const [k, v] of reply) ctx.responseMetadata.push([k, k.endsWith("-bin") ? Buffer.from(v) : v]);
@@ -60,13 +42,14 @@ export function probeImpl(state: ProbeState): ImplementationOf<typeof Probe> {
     boom: () => {
       throw new Error("boom");
     },
-    bump: (ctx) => bump(ctx.metadata),
+    bump: () => ++state.bumps,
     big: (x) => x + 1n,
   };
 }
 
-export function backendDispatcher(state: ProbeState): ServiceDispatcher {
-  return serve(Testbed, testbedImpl).add(Probe, probeImpl(state));
+/** Testbed and Probe behind issue 14's nonce deduplication (core.nonce), as a real backend would be. */
+export function backendDispatcher(state: ProbeState): Dispatcher {
+  return dedup(serve(Testbed, testbedImpl).add(Probe, probeImpl(state)));
 }
 
 export interface HttpResult {
