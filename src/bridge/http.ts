@@ -18,6 +18,7 @@ import type { Connection } from "../session/connection.js";
 import { ConnectionClosedError, EncodeFailedError, ResponseDecodeError, RoamError, TimeoutError } from "../session/errors.js";
 import { DEFAULT_LIMITS } from "../transport/defaults.js";
 import type { PeerOptions } from "../transport/link-options.js";
+import { HANDLER_ERROR_KEY } from "../wire/envelope.js";
 import type { Metadata } from "../wire/message.js";
 import { resolveBackend, type BridgeBackend, type BridgeBackendOption } from "./backend.js";
 import { OriginPolicy, type CorsOptions } from "./cors.js";
@@ -278,7 +279,7 @@ export class RoamBridge {
         return { body: '{"error":"invalid_payload"}', outcome: "invalid_payload", metadata: resp.metadata };
       case "Cancelled": {
         // A handler that threw is answered Cancelled with a `roam-error` explanation.
-        const why = resp.metadata.find(([k]) => k === "roam-error");
+        const why = resp.metadata.find(([k]) => k === HANDLER_ERROR_KEY);
         const body = why && typeof why[1] === "string" ? JSON.stringify({ error: "cancelled", message: why[1] }) : '{"error":"cancelled"}';
         return { body, outcome: "cancelled", metadata: resp.metadata };
       }

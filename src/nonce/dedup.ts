@@ -16,7 +16,7 @@
  * from the caller still cancels it, and then nothing is cached.
  */
 import { blake3 } from "@noble/hashes/blake3.js";
-import { RESPONSE_CANCELLED } from "../service/define.js";
+import { HANDLER_ERROR_KEY, RESPONSE_CANCELLED } from "../wire/envelope.js";
 import { detachedCall, type Connection, type Dispatcher, type IncomingCall } from "../session/connection.js";
 import { CancelledError, type RoamError } from "../session/errors.js";
 import type { Metadata, MetadataEntry } from "../wire/message.js";
@@ -79,8 +79,6 @@ export interface DedupStats {
   /** Store operations that failed. */
   storeErrors: number;
 }
-
-const HANDLER_ERROR_KEY = "roam-error";
 
 export class DedupDispatcher implements Dispatcher {
   readonly store: DedupStore;

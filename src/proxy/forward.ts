@@ -5,7 +5,7 @@
  * payload travels untouched), and channel traffic is relayed with credit
  * mediated end to end (see relay.ts).
  */
-import { RESPONSE_CANCELLED } from "../service/define.js";
+import { HANDLER_ERROR_KEY, RESPONSE_CANCELLED } from "../wire/envelope.js";
 import type { Connection, Dispatcher, IncomingCall } from "../session/connection.js";
 import { ConnectionClosedError, type RoamError } from "../session/errors.js";
 import type { Metadata, ResponseMessage } from "../wire/message.js";
@@ -93,7 +93,7 @@ export class ForwardingDispatcher implements Dispatcher {
           this.relays.delete(r);
         }
         const reason = e instanceof ConnectionClosedError ? "upstream connection closed" : `upstream call failed: ${(e as Error)?.message ?? e}`;
-        const md: Metadata = [["roam-error", reason]];
+        const md: Metadata = [[HANDLER_ERROR_KEY, reason]];
         call.respond(RESPONSE_CANCELLED, md);
       },
     );

@@ -9,7 +9,8 @@
  * A route must say which ids it serves (`methodIds()`; `serve(...)` does).
  * The table is built once, at construction: the per-call cost is one Map lookup.
  */
-import { RESPONSE_UNKNOWN_METHOD, type MethodDescriptor } from "../service/define.js";
+import type { MethodDescriptor } from "../service/define.js";
+import { RESPONSE_UNKNOWN_METHOD } from "../wire/envelope.js";
 import type { Connection, Dispatcher, IncomingCall } from "../session/connection.js";
 import type { RoamError } from "../session/errors.js";
 

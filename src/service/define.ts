@@ -18,6 +18,14 @@ import {
   t,
 } from "../schema/index.js";
 import { methodSignature } from "../schema/signature.js";
+import {
+  RESULT_ERR,
+  RESULT_OK,
+  ROAM_ERROR_CANCELLED,
+  ROAM_ERROR_INVALID_PAYLOAD,
+  ROAM_ERROR_UNKNOWN_METHOD,
+  ROAM_ERROR_USER,
+} from "../wire/envelope.js";
 import { kebab } from "./kebab.js";
 
 const textEncoder = new TextEncoder();
@@ -249,14 +257,14 @@ export class MethodDescriptor<A extends any[] = any[], T = any, E = any> {
 
   /** Response payload for a success. */
   encodeOk(w: Writer, value: T): void {
-    w.u8(0);
+    w.u8(RESULT_OK);
     this.okSchema.encode(w, value);
   }
   /** Response payload for a user error (fallible methods only). */
   encodeUserError(w: Writer, error: E): void {
     if (this.errSchema === null) throw new TypeError(`${this.service}.${this.name} is infallible: it has no user error type`);
-    w.u8(1);
-    w.u8(0);
+    w.u8(RESULT_ERR);
+    w.u8(ROAM_ERROR_USER);
     this.errSchema.encode(w, error);
   }
 
@@ -265,22 +273,22 @@ export class MethodDescriptor<A extends any[] = any[], T = any, E = any> {
     const at = r.pos;
     const outer = r.varint32();
     let result: ResultValue<T, RoamErrorValue<E>>;
-    if (outer === 0) {
+    if (outer === RESULT_OK) {
       result = { ok: true, value: this.okSchema.decode(r) };
-    } else if (outer === 1) {
+    } else if (outer === RESULT_ERR) {
       const inner = r.varint32();
       switch (inner) {
-        case 0:
+        case ROAM_ERROR_USER:
           if (this.errSchema === null) r.fail(`User error for infallible method ${this.service}.${this.name}`, at);
           result = { ok: false, error: { tag: "User", value: this.errSchema.decode(r) } };
           break;
-        case 1:
+        case ROAM_ERROR_UNKNOWN_METHOD:
           result = { ok: false, error: { tag: "UnknownMethod" } };
           break;
-        case 2:
+        case ROAM_ERROR_INVALID_PAYLOAD:
           result = { ok: false, error: { tag: "InvalidPayload" } };
           break;
-        case 3:
+        case ROAM_ERROR_CANCELLED:
           result = { ok: false, error: { tag: "Cancelled" } };
           break;
         default:
@@ -293,11 +301,6 @@ export class MethodDescriptor<A extends any[] = any[], T = any, E = any> {
     return result;
   }
 }
-
-/** Response payloads for protocol errors, identical for every method. */
-export const RESPONSE_UNKNOWN_METHOD = Uint8Array.of(1, 1);
-export const RESPONSE_INVALID_PAYLOAD = Uint8Array.of(1, 2);
-export const RESPONSE_CANCELLED = Uint8Array.of(1, 3);
 
 /** method_id = LE u64 of blake3(kebab(service) "." kebab(method) blake3(sig))[0..8]. */
 export function computeMethodId(service: string, method: string, signature: Uint8Array): bigint {

@@ -6,7 +6,7 @@ import { DecodeError, EncodeError } from "../codec/errors.js";
 import { Reader } from "../codec/reader.js";
 import { Writer } from "../codec/writer.js";
 import type { MethodDescriptor, ServiceDescriptor } from "../service/define.js";
-import { RESPONSE_CANCELLED, RESPONSE_INVALID_PAYLOAD, RESPONSE_UNKNOWN_METHOD } from "../service/define.js";
+import { HANDLER_ERROR_KEY, RESPONSE_CANCELLED, RESPONSE_INVALID_PAYLOAD, RESPONSE_UNKNOWN_METHOD } from "../wire/envelope.js";
 import type { WithBinder } from "../schema/index.js";
 import {
   checkMetadataLimits,
@@ -234,7 +234,6 @@ class HandlerContext implements CallContext {
   }
 }
 
-const HANDLER_ERROR_KEY = "roam-error";
 /**
  * The spec names message.hello.enforcement as the Goodbye reason for an
  * oversized call payload; roam's compliance harness (protocol.rs at 13c25df0)

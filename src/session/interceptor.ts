@@ -20,7 +20,7 @@
 import type { MethodDescriptor } from "../service/define.js";
 import { Reader } from "../codec/reader.js";
 import { Writer } from "../codec/writer.js";
-import { RESPONSE_CANCELLED } from "../service/define.js";
+import { HANDLER_ERROR_KEY, RESPONSE_CANCELLED, RESULT_OK, ROAM_ERROR_INVALID_PAYLOAD, ROAM_ERROR_UNKNOWN_METHOD, ROAM_ERROR_USER } from "../wire/envelope.js";
 import type { Metadata, MetadataEntry } from "../wire/message.js";
 import { Rx, Tx } from "./channels.js";
 import type { CallContext, Connection, Dispatcher, IncomingCall } from "./connection.js";
@@ -253,20 +253,20 @@ export function interceptHandler(
 /** Reads the outcome of a Response payload without its schema. */
 export function outcomeOf(payload: Uint8Array, metadata: Metadata): ServerResponse {
   if (payload.length === 0) return { outcome: "invalid-payload" };
-  if (payload[0] === 0) return { outcome: "ok" };
+  if (payload[0] === RESULT_OK) return { outcome: "ok" };
   const r = new Reader(payload);
   try {
     r.varint32();
     const inner = r.varint32();
     switch (inner) {
-      case 0:
+      case ROAM_ERROR_USER:
         return { outcome: "user-error" };
-      case 1:
+      case ROAM_ERROR_UNKNOWN_METHOD:
         return { outcome: "unknown-method" };
-      case 2:
+      case ROAM_ERROR_INVALID_PAYLOAD:
         return { outcome: "invalid-payload" };
       default: {
-        const msg = metadata.find(([k]) => k === "roam-error");
+        const msg = metadata.find(([k]) => k === HANDLER_ERROR_KEY);
         const rej = metadata.find(([k]) => k === REJECTED_KEY);
         if (rej) return { outcome: "rejected", message: String(msg?.[1] ?? "") };
         if (msg) return { outcome: "handler-error", message: String(msg[1]) };
@@ -355,7 +355,7 @@ function respondFailure(call: IncomingCall, method: MethodDescriptor | undefined
     }
   }
   const rej = e instanceof CallRejectedError ? e : new CallRejectedError("internal", e instanceof Error ? e.message : String(e));
-  call.respond(RESPONSE_CANCELLED, [...extra, ["roam-error", rej.detail.slice(0, 1024)], [REJECTED_KEY, rej.reason.slice(0, 128)]]);
+  call.respond(RESPONSE_CANCELLED, [...extra, [HANDLER_ERROR_KEY, rej.detail.slice(0, 1024)], [REJECTED_KEY, rej.reason.slice(0, 128)]]);
 }
 
 /** `intercept(dispatcher, [a, b])`: the dispatcher with a server chain around every call. */

@@ -2,7 +2,7 @@
  * Typed servers and clients built from a service definition.
  */
 import type { ClientArgs, ClientError, ClientResult, MethodDescriptor, MethodSpecs, ServiceDescriptor } from "../service/define.js";
-import { RESPONSE_UNKNOWN_METHOD } from "../service/define.js";
+import { RESPONSE_UNKNOWN_METHOD } from "../wire/envelope.js";
 import type { UserError } from "./errors.js";
 import type { CallContext, CallOptions, Connection, Dispatcher, IncomingCall } from "./connection.js";
 import { interceptedCaller, interceptHandler, type ClientInterceptor, type ServerInterceptor } from "./interceptor.js";

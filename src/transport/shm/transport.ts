@@ -24,7 +24,7 @@
  * sender's Close with a Reset, so no stale frame can reach a reused entry.
  */
 import { Writer } from "../../codec/writer.js";
-import { RESPONSE_CANCELLED } from "../../service/define.js";
+import { RESPONSE_CANCELLED } from "../../wire/envelope.js";
 import { ConnectionClosedError } from "../../session/errors.js";
 import { isReply, ReplyBacklog, type MessageTransport, type TransportSink } from "../../session/transport.js";
 import type { Message } from "../../wire/message.js";
