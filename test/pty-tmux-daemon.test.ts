@@ -18,6 +18,7 @@ import { after, test } from "node:test";
 
 import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
 import { CLI, processAlive, sleep, tempDir, waitFor } from "./helpers/pty.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
 
 function which(cmd: string): string | null {
   for (const dir of (process.env["PATH"] ?? "").split(":")) {
@@ -103,12 +104,7 @@ after(async () => {
 });
 
 test("roam-pty behaves like tmux: detached daemon survives its terminal, names, size policy, -r/-d, errors, kill-server", { timeout: 120_000 }, async (t) => {
-  if (!TMUX) {
-    const msg = "tmux is missing: the roam-pty daemon test is SKIPPED (install it as root: apt-get install -y tmux)";
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
+  if (!requireOrOptOut(t, { what: "tmux", problem: TMUX ? null : "no tmux on PATH", install: "as root: apt-get install -y tmux (npm test does it through scripts/ensure-tmux.sh)", optOut: "ROAM_SKIP_TMUX" })) return;
   // A terminal with a shell, as a user has one.
   tmux("new-session", "-d", "-s", "term", "-x", "100", "-y", "30", "env PS1='term$ ' sh");
   tmuxStarted = true;
