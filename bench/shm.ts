@@ -22,7 +22,7 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import type { Link } from "../src/session/link.js";
 import { client } from "../src/session/serve.js";
 import { establishHostPeer, ShmHost } from "../src/transport/shm/index.js";

@@ -12,7 +12,7 @@ import { listenBridge, bridgeClient, type BridgeServer } from "../src/bridge/ind
 import { arg, defineService, method } from "../src/service/define.js";
 import { t } from "../src/schema/index.js";
 import { serve } from "../src/session/serve.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { CancelledError, UserError } from "../src/session/errors.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { t } from "../src/schema/index.js";
 import { arg, defineService, method } from "../src/service/define.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { ChannelResetError } from "../src/session/errors.js";
 import { DEFAULT_THRESHOLDS, PressureGauge, type LevelChange } from "../src/session/pressure.js";
 import { client, serve } from "../src/session/serve.js";

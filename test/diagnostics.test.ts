@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { after, test } from "node:test";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve } from "../src/session/serve.js";
 import type { Link } from "../src/session/link.js";
 import { connectTcp, listenTcp, type RoamServer } from "../src/transport/node.js";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { describe, test } from "node:test";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { ConnectionClosedError, ConnectionRejectedError, RemoteHandlerError } from "../src/session/errors.js";
 import { client } from "../src/session/serve.js";
 import { connectTcp, listenTcp, listenWebSocket } from "../src/transport/node.js";

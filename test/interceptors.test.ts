@@ -9,7 +9,7 @@ import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { arg, defineService, method } from "../src/service/define.js";
 import { t } from "../src/schema/index.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { RemoteHandlerError, UnknownMethodError, UserError, err } from "../src/session/errors.js";
 import { intercept, type ClientInterceptor, type ServerInterceptor } from "../src/session/interceptor.js";
 import { CallRejectedError } from "../src/session/rejected.js";

@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, test } from "node:test";
 import { WebSocket } from "ws";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve } from "../src/session/serve.js";
 import type { Link } from "../src/session/link.js";
 import type { MessageTransport } from "../src/session/transport.js";

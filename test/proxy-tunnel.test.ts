@@ -8,7 +8,7 @@ import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { arg, defineService, method } from "../src/service/define.js";
 import { t } from "../src/schema/index.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve, ServiceDispatcher, type ImplementationOf } from "../src/session/serve.js";
 import { CancelledError, ChannelResetError } from "../src/session/errors.js";
 import { ForwardingDispatcher, LateBoundForwarder } from "../src/proxy/forward.js";

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { t } from "../src/schema/index.js";
 import { arg, defineService, method } from "../src/service/define.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve } from "../src/session/serve.js";
 import { nativeCobs } from "../src/transport/native-cobs.js";
 import { connectTcp, listenTcp } from "../src/transport/node.js";

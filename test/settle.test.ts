@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { channel, type Rx, type Tx } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
+import type { Rx } from "../src/session/channel/rx.js";
+import type { Tx } from "../src/session/channel/tx.js";
 import { CancelledError, ConnectionClosedError } from "../src/session/errors.js";
 import { HelloHandshake } from "../src/session/handshake.js";
 import { Link } from "../src/session/link.js";

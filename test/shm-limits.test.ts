@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve } from "../src/session/serve.js";
 import { establishHostPeer, nativeShm, ShmHost } from "../src/transport/shm/index.js";
 import { GUEST_SCRIPT, leftoverSegments, segmentPath, within } from "./helpers/shm-harness.js";

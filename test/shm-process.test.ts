@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import { after, describe, test } from "node:test";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { ConnectionClosedError } from "../src/session/errors.js";
 import type { Link } from "../src/session/link.js";
 import { client, serve } from "../src/session/serve.js";

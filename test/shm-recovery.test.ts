@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { client, serve } from "../src/session/serve.js";
 import { establishHostPeer, ShmHost, type DeathInfo } from "../src/transport/shm/index.js";
 import { Testbed } from "../apps/testbed/testbed.js";

@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import type { Worker } from "node:worker_threads";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import type { Link } from "../src/session/link.js";
 import { client, serve } from "../src/session/serve.js";
 import { establishHostPeer, ShmHost, type ShmHostOptions, type ShmTransport } from "../src/transport/shm/index.js";

@@ -12,7 +12,7 @@ import { Link } from "../src/session/link.js";
 import { HelloHandshake } from "../src/session/handshake.js";
 import { StreamTransport } from "../src/transport/stream.js";
 import { client, serve } from "../src/session/serve.js";
-import { channel } from "../src/session/channels.js";
+import { channel } from "../src/session/channel/pair.js";
 import { ConnectionRejectedError } from "../src/session/errors.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";

@@ -12,7 +12,7 @@ import { execFile } from "node:child_process";
 import WebSocket from "ws";
 import { listenBridge, bridgeClient, type BridgeServer } from "../../src/bridge/index.js";
 import { serve } from "../../src/session/serve.js";
-import { channel } from "../../src/session/channels.js";
+import { channel } from "../../src/session/channel/pair.js";
 import { Testbed } from "../testbed/testbed.js";
 import { testbedImpl } from "../testbed/impl.js";
 import type { Row, Tour, TourSection } from "./tour.js";

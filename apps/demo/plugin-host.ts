@@ -14,7 +14,7 @@
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
-import { channel } from "../../src/session/channels.js";
+import { channel } from "../../src/session/channel/pair.js";
 import { ConnectionClosedError } from "../../src/session/errors.js";
 import type { Link } from "../../src/session/link.js";
 import { client, serve } from "../../src/session/serve.js";

@@ -13,7 +13,8 @@
  *
  * all acknowledge consumption only after processing.
  */
-import { channel, type Rx } from "../../src/session/channels.js";
+import { channel } from "../../src/session/channel/pair.js";
+import type { Rx } from "../../src/session/channel/rx.js";
 import type { CallOptions, Connection } from "../../src/session/connection.js";
 import type { Diagnostics } from "../../src/session/diagnostics.js";
 import { CancelledError, RoamError, UserError } from "../../src/session/errors.js";

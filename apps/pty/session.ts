@@ -20,7 +20,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { IPty } from "node-pty";
 
-import type { Tx } from "../../src/session/channels.js";
+import type { Tx } from "../../src/session/channel/tx.js";
 import { EncodeFailedError, RoamError } from "../../src/session/errors.js";
 import type { FlowConfig } from "./config.js";
 import { OutputStore } from "./store.js";

@@ -1,7 +1,7 @@
 /** roam measurements against a roam-server process (see roam-server.ts). */
 import { measureConcurrent, measureSequential, measureThroughput, type ConcurrentResult, type MeasureOpts, type ThroughputOpts, type ThroughputResult } from "../lib/harness.js";
 import { matchesPattern, POOL_PERIOD } from "../lib/pattern.js";
-import { channel } from "../../src/session/channels.js";
+import { channel } from "../../src/session/channel/pair.js";
 import { Bench } from "./bench-service.js";
 import { startPeerServer, type PeerServer, type RpcTransport } from "../peers/peer-server.js";
 import { client } from "../../src/session/serve.js";

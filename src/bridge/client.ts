@@ -19,7 +19,9 @@
  */
 import type { ChannelSchema } from "../schema/index.js";
 import type { ClientArgs, ClientResult, MethodDescriptor, MethodSpecs, ServiceDescriptor } from "../service/define.js";
-import { Rx, Tx, type ChannelHost } from "../session/channels.js";
+import { Rx } from "../session/channel/rx.js";
+import { Tx } from "../session/channel/tx.js";
+import type { ChannelHost } from "../session/channel/host.js";
 import type { CallOptions } from "../session/connection.js";
 import {
   CancelledError,

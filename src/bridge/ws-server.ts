@@ -20,7 +20,9 @@ import { JsonDecodeError, JsonEncodeError } from "../json/errors.js";
 import { jsonCodec, type JsonCodec } from "../json/codec.js";
 import { parseJson } from "../json/parse.js";
 import type { ChannelSchema } from "../schema/index.js";
-import { channel, type Rx, type Tx } from "../session/channels.js";
+import { channel } from "../session/channel/pair.js";
+import type { Rx } from "../session/channel/rx.js";
+import type { Tx } from "../session/channel/tx.js";
 import {
   CancelledError,
   InvalidPayloadError,

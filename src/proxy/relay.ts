@@ -12,7 +12,7 @@
 import type { Connection } from "../session/connection.js";
 import { ChannelResetError, ProtocolViolation, type RoamError } from "../session/errors.js";
 import type { ReceiveCredit, SendCredit } from "../session/flow.js";
-import type { RawChannelSink } from "../session/channels.js";
+import type { RawChannelSink } from "../session/channel/raw.js";
 
 class Direction {
   private queue: Uint8Array[] = [];

@@ -2,7 +2,8 @@ import { DecodeError, EncodeError } from "../codec/errors.js";
 import type { Reader } from "../codec/reader.js";
 import { checkI128, checkI64, checkU128, checkU64, type Writer } from "../codec/writer.js";
 import { SigWriter } from "./signature.js";
-import type { Rx, Tx } from "../session/channels.js";
+import type { Rx } from "../session/channel/rx.js";
+import type { Tx } from "../session/channel/tx.js";
 
 /**
  * A schema describes one roam type. It is built once and carries its

@@ -17,7 +17,11 @@ import {
   type RequestMessage,
   type ResponseMessage,
 } from "../wire/message.js";
-import { CallChannelBinder, ChannelRegistry, Rx, Tx, type ChannelHost } from "./channels.js";
+import { CallChannelBinder } from "./channel/binder.js";
+import { ChannelRegistry } from "./channel/registry.js";
+import { Rx } from "./channel/rx.js";
+import { Tx } from "./channel/tx.js";
+import type { ChannelHost } from "./channel/host.js";
 import {
   CancelledError,
   ConnectionClosedError,

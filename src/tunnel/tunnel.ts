@@ -16,7 +16,9 @@
  *   open: async (input, output) => pumpDuplex(net.connect(...), { rx: input, tx: output })
  */
 import type { Duplex } from "node:stream";
-import { channel, type Rx, type Tx } from "../session/channels.js";
+import { channel } from "../session/channel/pair.js";
+import type { Rx } from "../session/channel/rx.js";
+import type { Tx } from "../session/channel/tx.js";
 
 export interface TunnelEnds {
   /** Bytes to send to the other side. */

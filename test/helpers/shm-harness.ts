@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Testbed } from "../../apps/testbed/testbed.js";
-import { channel } from "../../src/session/channels.js";
+import { channel } from "../../src/session/channel/pair.js";
 import { UserError } from "../../src/session/errors.js";
 import type { ClientOf } from "../../src/session/serve.js";
 
