@@ -13,7 +13,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -26,9 +26,8 @@ import { serve } from "../src/session/serve.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
-import { requireOrOptOut } from "./helpers/requirements.js";
+import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const PAGE_TIMEOUT_MS = 30_000;
 const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
 const MOUNTS: Mount[] = [
@@ -92,20 +91,11 @@ window.__done = true;
 </script></body></html>`;
 }
 
-function revive(_k: string, v: unknown): unknown {
-  if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1) {
-    const o = v as { $bigint?: unknown; $bytes?: unknown };
-    if (typeof o.$bigint === "string") return BigInt(o.$bigint);
-    if (Array.isArray(o.$bytes)) return Uint8Array.from(o.$bytes as number[]);
-  }
-  return v;
-}
 
 let browser: Browser | undefined;
 let server: http.Server | undefined;
 let bridge: RoamBridge | undefined;
 after(async () => {
-  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   if (bridge) await bounded(bridge.close(), 5_000);
   if (server) {
@@ -116,9 +106,7 @@ after(async () => {
 });
 
 test("Chromium calls Testbed through the bridge with the typed fetch client (HTTP and WebSocket)", { timeout: 90_000 }, async (t) => {
-  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
-  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
   const b = new RoamBridge({ services: [Testbed], backend: serve(Testbed, testbedImpl), basePath: "/api/" });
   bridge = b;
   const bridgeRequests: string[] = [];
@@ -149,12 +137,7 @@ test("Chromium calls Testbed through the bridge with the typed fetch client (HTT
   await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
   const port = (s.address() as AddressInfo).port;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

@@ -7,7 +7,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -17,8 +17,8 @@ import { listenWebSocket, serve, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
 const MOUNTS: Mount[] = [
   { prefix: "/dist/", dir: join(ROOT, "dist") },
@@ -86,7 +86,6 @@ let browser: Browser | undefined;
 const servers: RoamServer[] = [];
 let httpServer: http.Server | undefined;
 after(async () => {
-  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   for (const s of servers) await bounded(s.close(), 5_000);
   if (httpServer) {
@@ -97,13 +96,7 @@ after(async () => {
 });
 
 test("Chromium: 4/16 MiB calls and channel elements; one byte over the limit gets the rule-id Goodbye", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the browser limits test is SKIPPED (install it as root: apt-get install -y chromium)`;
-    console.error(`\n# WARNING: ${msg}\n`);
-    t.skip(msg);
-    return;
-  }
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
   const small = await listenWebSocket({ port: 0, dispatcher: serve(Testbed, testbedImpl), maxPayloadSize: LIMIT });
   servers.push(small);
   httpServer = http.createServer((req, res) => {
@@ -127,12 +120,7 @@ test("Chromium: 4/16 MiB calls and channel elements; one byte over the limit get
   // The page's server allows 16 MiB; a second one (its own port: ws servers
   // sharing one HTTP server refuse each other's paths) allows 4 MiB.
   servers.push(await listenWebSocket({ server: hs, path: "/big", dispatcher: serve(Testbed, testbedImpl), maxPayloadSize: BIG, initialChannelCredit: BIG }));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

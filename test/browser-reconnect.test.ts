@@ -5,12 +5,12 @@
  * server is dropped mid-call and restarted on the same port; the in-flight
  * call completes, once, and later calls go through the new link.
  *
- * Skipped, loudly, when /usr/bin/chromium is missing (scripts/ensure-chromium.sh
- * installs it when it can).
+ * A missing Chromium fails the test unless ROAM_SKIP_BROWSER=1 opts out
+ * (scripts/ensure-chromium.sh installs it when it can; helpers/browser.ts).
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -21,8 +21,8 @@ import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
 import { RestartableServer, until, gate } from "./helpers/reconnect-fixture.js";
+import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
 const MOUNTS: Mount[] = [
   { prefix: "/dist/", dir: join(ROOT, "dist") },
@@ -67,7 +67,6 @@ let httpServer: http.Server | undefined;
 let srv: RestartableServer | undefined;
 
 after(async () => {
-  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   if (srv) await bounded(srv.dispose(), 5_000);
   if (httpServer) {
@@ -78,13 +77,7 @@ after(async () => {
 });
 
 test("Chromium's reconnecting client survives a server restart mid-call; every call completes once", { timeout: 90_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the browser reconnect test is SKIPPED (install it as root: apt-get install -y chromium)`;
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
   const executions = new Map<string, number>();
   const arrivals: string[] = [];
   const hold = gate();
@@ -126,12 +119,7 @@ test("Chromium's reconnecting client survives a server restart mid-call; every c
   await new Promise<void>((ok) => hs.listen(0, "127.0.0.1", ok));
   const port = (hs.address() as AddressInfo).port;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

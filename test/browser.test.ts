@@ -9,12 +9,12 @@
  * Static files come only from dist/ and node_modules/@noble/hashes/ (the one
  * bare import of the browser-safe graph), with a path-traversal guard.
  *
- * Skipped, loudly, when /usr/bin/chromium is missing (scripts/ensure-chromium.sh
- * installs it when it can).
+ * A missing Chromium fails the test unless ROAM_SKIP_BROWSER=1 opts out
+ * (scripts/ensure-chromium.sh installs it when it can; helpers/browser.ts).
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -26,10 +26,8 @@ import { listenWebSocket, serve, type ImplementationOf, type RoamServer } from "
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
-import { requireOrOptOut } from "./helpers/requirements.js";
+import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
 
-/** Debian's Chromium; ROAM_CHROMIUM overrides it (e.g. to check the skip path). */
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const TEST_TIMEOUT_MS = 60_000;
 const PAGE_TIMEOUT_MS = 30_000;
 
@@ -169,15 +167,6 @@ function staticHandler(req: http.IncomingMessage, res: http.ServerResponse): voi
   send(200, hit.type, readFileSync(hit.file));
 }
 
-/** Undoes the page's tagging of bigint and Uint8Array values. */
-function revive(_k: string, v: unknown): unknown {
-  if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 1) {
-    const o = v as { $bigint?: unknown; $bytes?: unknown };
-    if (typeof o.$bigint === "string") return BigInt(o.$bigint);
-    if (Array.isArray(o.$bytes)) return Uint8Array.from(o.$bytes as number[]);
-  }
-  return v;
-}
 
 // ---------------------------------------------------------------------------
 
@@ -186,9 +175,6 @@ let roamServer: RoamServer | undefined;
 let httpServer: http.Server | undefined;
 
 after(async () => {
-  // Each step is bounded: a stuck close must not hold the test run.
-  const bounded = (p: Promise<unknown>, ms: number) =>
-    Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   if (roamServer) await bounded(roamServer.close(), 5_000);
   if (httpServer) {
@@ -214,9 +200,7 @@ test("static server refuses path traversal and unknown files", () => {
 });
 
 test("Chromium calls a Node Testbed server over WebSocket", { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
-  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
 
   httpServer = http.createServer(staticHandler);
   const hs = httpServer;
@@ -248,22 +232,7 @@ test("Chromium calls a Node Testbed server over WebSocket", { timeout: TEST_TIME
   });
 
   // launch() runs Chromium on a fresh temporary profile and deletes it on close.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--no-proxy-server",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

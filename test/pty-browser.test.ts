@@ -9,10 +9,10 @@
  * output and the daemon pauses the PTY instead of buffering.
  *
  * Also checks the web server's access rules (token, Host, Origin, traversal).
- * Skipped, loudly, when /usr/bin/chromium is missing.
+ * A missing Chromium fails the test unless ROAM_SKIP_BROWSER=1 opts out
+ * (helpers/browser.ts).
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import * as http from "node:http";
 import { after, test } from "node:test";
 
@@ -22,9 +22,8 @@ import { WebSocket } from "ws";
 import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
 import { resolveAsset } from "../apps/pty/web-server.js";
 import { sleep, startDaemonProcess, waitFor, type DaemonProcess } from "./helpers/pty.js";
-import { requireOrOptOut } from "./helpers/requirements.js";
+import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 const MiB = 1024 * 1024;
 
 let daemon: DaemonProcess | undefined;
@@ -32,7 +31,6 @@ let pty: PtyConnection | undefined;
 let browser: Browser | undefined;
 
 after(async () => {
-  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   pty?.close();
   if (daemon) await bounded(daemon.stop(), 10_000);
@@ -134,21 +132,14 @@ async function screenMatches(page: Page, re: RegExp, timeoutMs = 15_000): Promis
 }
 
 test("the web terminal in Chromium: prompt, typed command, and a 100 MB flood with bounded memory", { timeout: 600_000 }, async (t) => {
-  const chromiumProblem = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing`;
-  if (!requireOrOptOut(t, { what: "Chromium", problem: chromiumProblem, install: "as root: apt-get install -y chromium (npm test does it through scripts/ensure-chromium.sh)", optOut: "ROAM_SKIP_BROWSER" })) return;
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
   daemon ??= await startDaemonProcess(["--web", "127.0.0.1:0"]);
   pty ??= await connectPty({ socketPath: daemon.socketPath });
   const info = await pty.daemonInfo();
   assert.ok(info.webUrl, "the daemon serves the web terminal");
   const s = await pty.create({ command: "sh", env: { PS1: "web$ " }, cols: 100, rows: 30 });
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
   const consoleLines: string[] = [];
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

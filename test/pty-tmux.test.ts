@@ -4,8 +4,8 @@
  * typed command's output, raw mode (^C reaches the session, not the CLI),
  * window-size propagation, the detach key, and `new`/`ls`/`kill` from the
  * command line. tmux runs on its own socket in a temp dir and is killed at
- * the end. Skipped, loudly, if tmux is missing (scripts/ensure-tmux.sh
- * installs it when it can).
+ * the end. A missing tmux fails the test unless ROAM_SKIP_TMUX=1 opts out
+ * (scripts/ensure-tmux.sh installs it when it can).
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";

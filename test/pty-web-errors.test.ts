@@ -2,24 +2,23 @@
  * The roam-pty web page in Chromium for a session it cannot show: an unknown
  * id, an unknown name, an exited session. Each is a clear error on the page
  * (status line and terminal) and no session is created; a good name attaches.
- * Skipped, loudly, when /usr/bin/chromium is missing.
+ * A missing Chromium fails the test unless ROAM_SKIP_BROWSER=1 opts out
+ * (helpers/browser.ts).
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { after, test } from "node:test";
 
 import type { Browser } from "playwright-core";
 
 import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
 import { startDaemonProcess, type DaemonProcess } from "./helpers/pty.js";
+import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
-const CHROMIUM = process.env["ROAM_CHROMIUM"] ?? "/usr/bin/chromium";
 let daemon: DaemonProcess | undefined;
 let pty: PtyConnection | undefined;
 let browser: Browser | undefined;
 
 after(async () => {
-  const bounded = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, ms).unref())]);
   if (browser) await bounded(browser.close(), 10_000);
   pty?.close();
   if (daemon) await bounded(daemon.stop(), 10_000);
@@ -32,13 +31,7 @@ interface PageState {
 }
 
 test("web page: unknown id, unknown name and exited session are clear errors; a name attaches", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const msg = `${CHROMIUM} is missing: the web page error test is SKIPPED (scripts/ensure-chromium.sh installs it)`;
-    console.error(`\n${"#".repeat(78)}\n# WARNING: ${msg}\n${"#".repeat(78)}\n`);
-    t.skip(msg);
-    return;
-  }
-  const { chromium } = await import("playwright-core");
+  if (!requireChromium(t)) return;
   daemon = await startDaemonProcess(["--web", "127.0.0.1:0"]);
   pty = await connectPty({ socketPath: daemon.socketPath });
   const info = await pty.daemonInfo();
@@ -46,12 +39,7 @@ test("web page: unknown id, unknown name and exited session are clear errors; a 
   const live = await pty.create({ command: "sh", name: "live", env: { PS1: "web$ " } });
   const dead = await pty.create({ command: "sh", args: ["-c", "exit 3"], name: "dead" });
   await pty.wait(dead.id, { timeout: 10_000 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--no-proxy-server", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   const before = (await pty.list()).length;
   const open = async (session: string): Promise<{ state: PageState; status: string }> => {
     const page = await browser!.newPage({ viewport: { width: 800, height: 400 } });
