@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Reader } from "../src/codec/reader.js";
 import { Writer } from "../src/codec/writer.js";
-import { BORROW_RECEIVED_BYTES_AT_LEAST } from "../src/session/connection.js";
+import { BORROW_RECEIVED_BYTES_AT_LEAST } from "../src/session/call-common.js";
 
 function encoded(...values: Uint8Array[]): Uint8Array {
   const w = new Writer(64);

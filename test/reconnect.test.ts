@@ -429,7 +429,7 @@ test("without a nonce only idempotent methods are re-sent; others fail with Outc
         dropNext = false;
         // The link dies after the request arrived and the handler ran; the
         // response is lost: the caller cannot know whether it ran.
-        (call.connection as unknown as { owner: Link }).owner.transport.close();
+        srv.accepted.find((l) => l.root === call.connection)!.transport.close();
         svc.plain.dispatch(call);
         return;
       }

@@ -14,7 +14,8 @@
  * (TCP, Unix, WebSocket in Node or a browser, or anything else).
  */
 import type { MethodDescriptor } from "../service/define.js";
-import { qualified, type CallOptions, type Connection } from "../session/connection.js";
+import { qualified } from "../session/call-common.js";
+import type { CallOptions, Connection } from "../session/connection.js";
 import { CancelledError, ConnectionClosedError, TimeoutError, type RoamError } from "../session/errors.js";
 import type { Link } from "../session/link.js";
 import type { CallTarget } from "../session/serve.js";

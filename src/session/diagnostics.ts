@@ -10,7 +10,7 @@
  * Taking a snapshot walks the live maps once; nothing is recorded per call
  * beyond the start time each call already carries.
  */
-import type { Connection } from "./connection.js";
+import type { ConnectionControl } from "./connection.js";
 import type { Link } from "./link.js";
 import type { PressureLevel } from "./pressure.js";
 
@@ -124,8 +124,9 @@ export function processDiagnostics(): Diagnostics[] {
 }
 
 /** @internal */
-export function connectionDiagnostics(conn: Connection, now = performance.now()): ConnectionDiagnostics {
-  const calls: CallDiagnostics[] = conn.inFlight().map((c) => ({
+export function connectionDiagnostics(control: ConnectionControl, now = performance.now()): ConnectionDiagnostics {
+  const conn = control.connection;
+  const calls: CallDiagnostics[] = control.inFlight().map((c) => ({
     connId: conn.connId,
     requestId: c.requestId,
     direction: c.direction,
@@ -133,7 +134,7 @@ export function connectionDiagnostics(conn: Connection, now = performance.now())
     ageMs: Math.round(now - c.started),
   }));
   const channels: ChannelDiagnostics[] = [];
-  const reg = conn.channels;
+  const reg = control.channels;
   for (const [id, tx] of reg.outgoing) {
     const s = tx.stats();
     channels.push({
@@ -172,7 +173,7 @@ export function connectionDiagnostics(conn: Connection, now = performance.now())
 }
 
 /** @internal Used by `Link.diagnostics()`. */
-export function linkDiagnostics(link: Link, connections: Iterable<Connection>): LinkDiagnostics {
+export function linkDiagnostics(link: Link, connections: Iterable<ConnectionControl>): LinkDiagnostics {
   const now = performance.now();
   let limits: { maxPayloadSize: number; initialCredit: number } | null = null;
   try {

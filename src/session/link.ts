@@ -5,7 +5,7 @@
  */
 import { linkDiagnostics, trackLink, type LinkDiagnostics } from "./diagnostics.js";
 import { checkMetadataLimits, dataPayload, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
-import { Connection, type ConnectionOwner, type Dispatcher } from "./connection.js";
+import { openConnection, type Connection, type ConnectionControl, type ConnectionOwner, type Dispatcher } from "./connection.js";
 import { ConnectionClosedError, ConnectionRejectedError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
 import { CreditMessageFlowControl, type FlowControlBackend } from "./flow.js";
 import type { HandshakeBackend, Negotiated } from "./handshake.js";
@@ -118,7 +118,7 @@ export class Link implements ConnectionOwner {
   readonly initiator: boolean;
   private negotiated: Negotiated | null = null;
   private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private readonly connections = new Map<number, Connection>();
+  private readonly connections = new Map<number, ConnectionControl>();
   private readonly recentlyClosed = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
   /** Connect request ids we gave up on (timeout): a late Accept for one is expected. */
   private readonly abandonedConnects = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
@@ -164,8 +164,9 @@ export class Link implements ConnectionOwner {
     this.flow = options.flowControl
       ? options.flowControl(send)
       : new CreditMessageFlowControl((connId, channelId, bytes) => this.send({ type: "Credit", connId, channelId, bytes }));
-    this.root = new Connection(0, this, options.dispatcher ?? null);
-    this.connections.set(0, this.root);
+    const root = openConnection(0, this, options.dispatcher ?? null);
+    this.root = root.connection;
+    this.connections.set(0, root);
     trackLink(this);
   }
 
@@ -275,19 +276,15 @@ export class Link implements ConnectionOwner {
     if (m.type === "Credit") this.transport.flush();
   }
 
-  violation(conn: Connection, v: ProtocolViolation): void {
-    if (conn.connId === 0 || v.connId === 0) this.linkViolation(v, "sent");
-    else this.connectionViolation(conn, v);
-  }
-
   closeConnection(conn: Connection, reason: string): void {
     if (conn.connId === 0) {
       this.close(reason);
       return;
     }
-    if (!this.connections.has(conn.connId)) return;
+    const control = this.connections.get(conn.connId);
+    if (control === undefined || control.connection !== conn) return;
     this.send({ type: "Goodbye", connId: conn.connId, reason });
-    this.forget(conn, new ConnectionClosedError(reason || undefined, "local"));
+    this.forget(control, new ConnectionClosedError(reason || undefined, "local"));
   }
 
   handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void {
@@ -414,10 +411,10 @@ export class Link implements ConnectionOwner {
         settled = true;
         this.peerConnectIds.delete(m.requestId);
         const connId = this.allocateConnId();
-        const conn = new Connection(connId, this, dispatcher, m.metadata);
+        const conn = openConnection(connId, this, dispatcher, m.metadata);
         this.connections.set(connId, conn);
         this.send({ type: "Accept", requestId: m.requestId, connId, metadata });
-        return conn;
+        return conn.connection;
       },
       reject: (reason, metadata = []) => {
         if (settled) return;
@@ -460,9 +457,9 @@ export class Link implements ConnectionOwner {
     clearTimeout(pc.timer);
     const problem = checkMetadataLimits(m.metadata);
     if (problem) throw new ProtocolViolation("call.metadata.limits", `Accept metadata: ${problem}`, 0);
-    const conn = new Connection(m.connId, this, pc.dispatcher, m.metadata);
+    const conn = openConnection(m.connId, this, pc.dispatcher, m.metadata);
     this.connections.set(m.connId, conn);
-    pc.resolve(conn);
+    pc.resolve(conn.connection);
   }
 
   private onReject(m: RejectMessage): void {
@@ -550,7 +547,7 @@ export class Link implements ConnectionOwner {
   private checkIdle(idle: number): void {
     if (this.closedError || performance.now() - this.lastReceived < idle) return;
     if (this.pendingConnects.size > 0 || this.backlog.length > 0) return;
-    for (const c of this.connections.values()) if (c.pendingCalls > 0 || c.servingCalls > 0 || c.channels.openCount > 0) return;
+    for (const c of this.connections.values()) if (c.connection.pendingCalls > 0 || c.connection.servingCalls > 0 || c.channels.openCount > 0) return;
     this.close(`idle: no message for ${idle} ms and nothing in flight (idleTimeoutMs)`);
   }
 
@@ -589,7 +586,7 @@ export class Link implements ConnectionOwner {
           try {
             conn.handle(m);
           } catch (e) {
-            if (e instanceof ProtocolViolation && e.connId !== 0 && conn.connId !== 0) {
+            if (e instanceof ProtocolViolation && e.connId !== 0 && conn.connection.connId !== 0) {
               this.connectionViolation(conn, e);
               return;
             }
@@ -621,15 +618,16 @@ export class Link implements ConnectionOwner {
     this.forget(conn, new ConnectionClosedError(reason || undefined, "remote"));
   }
 
-  private forget(conn: Connection, error: RoamError): void {
-    this.connections.delete(conn.connId);
-    this.recentlyClosed.add(conn.connId);
+  private forget(conn: ConnectionControl, error: RoamError): void {
+    this.connections.delete(conn.connection.connId);
+    this.recentlyClosed.add(conn.connection.connId);
     conn.teardown(error);
   }
 
-  private connectionViolation(conn: Connection, v: ProtocolViolation): void {
-    this.report({ rule: v.rule, reason: v.reason, direction: "sent", connId: conn.connId });
-    this.send({ type: "Goodbye", connId: conn.connId, reason: v.reason });
+  private connectionViolation(conn: ConnectionControl, v: ProtocolViolation): void {
+    const connId = conn.connection.connId;
+    this.report({ rule: v.rule, reason: v.reason, direction: "sent", connId });
+    this.send({ type: "Goodbye", connId, reason: v.reason });
     this.forget(conn, new ConnectionClosedError(v.reason, "local", v));
   }
 

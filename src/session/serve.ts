@@ -5,6 +5,7 @@ import type { ClientArgs, ClientError, ClientResult, MethodDescriptor, MethodSpe
 import { RESPONSE_UNKNOWN_METHOD } from "../wire/envelope.js";
 import type { UserError } from "./errors.js";
 import type { CallContext, CallOptions, Connection, Dispatcher, IncomingCall } from "./connection.js";
+import { runTypedHandler } from "./dispatch.js";
 import { interceptedCaller, interceptHandler, type ClientInterceptor, type ServerInterceptor } from "./interceptor.js";
 
 /** Options of `serve(...)`. */
@@ -78,7 +79,7 @@ export class ServiceDispatcher implements Dispatcher {
       call.respond(RESPONSE_UNKNOWN_METHOD);
       return;
     }
-    call.connection.runHandler(call, entry.method, entry.fn);
+    runTypedHandler(call, entry.method, entry.fn);
   }
 }
 

@@ -77,6 +77,29 @@ export class CallChannelBinder implements ChannelBinder {
     return tx;
   }
 
+  /**
+   * Ends every channel of this call with `error` (never sent, abandoned,
+   * failed, or its handler cancelled): ids are burned as reset.
+   */
+  fail(error: RoamError): void {
+    for (const rx of this.receivers) {
+      if (rx.id !== undefined) this.registry.release(rx.id, "reset");
+      rx.fail(error);
+    }
+    for (const tx of this.senders) {
+      if (tx.id !== undefined) this.registry.release(tx.id, "reset");
+      tx.fail(error);
+    }
+  }
+
+  /** r[channeling.lifecycle.response-closes-pulls]: the call's Response ends our receive ends. */
+  endReceivers(): void {
+    for (const rx of this.receivers) {
+      if (rx.id !== undefined) this.registry.release(rx.id, "closed");
+      rx.end();
+    }
+  }
+
   /** Callee: every id in Request.channels must have been consumed by the arguments. */
   checkAllConsumed(): void {
     if (this.authoritative && this.cursor !== this.authoritative.length) {
