@@ -58,10 +58,12 @@ export class ForwardingDispatcher implements Dispatcher {
     }
     const relays: ChannelRelay[] = [];
     const upIds: number[] = [];
+    const downChannels = m.channels.length > 0 ? down.rawChannels() : null;
+    const upChannels = m.channels.length > 0 ? up.rawChannels() : null;
     for (const downId of m.channels) {
-      down.channels.notePeerId(downId); // parity/uniqueness of the caller's ids
-      const upId = up.channels.allocate();
-      const relay = new ChannelRelay(down, downId, up, upId);
+      downChannels!.notePeerId(downId); // parity/uniqueness of the caller's ids
+      const upId = upChannels!.allocate();
+      const relay = new ChannelRelay(downChannels!, downId, upChannels!, upId);
       relays.push(relay);
       upIds.push(upId);
       this.relays.add(relay);

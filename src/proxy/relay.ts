@@ -9,10 +9,9 @@
  * granted. A slow final consumer therefore stalls the original producer,
  * and the relay never holds more than one window per direction.
  */
-import type { Connection } from "../session/connection.js";
 import { ChannelResetError, ProtocolViolation, type RoamError } from "../session/errors.js";
 import type { ReceiveCredit, SendCredit } from "../session/flow.js";
-import type { RawChannelSink } from "../session/channel/raw.js";
+import type { RawChannels, RawChannelSink } from "../session/channel/raw.js";
 
 class Direction {
   private queue: Uint8Array[] = [];
@@ -28,14 +27,14 @@ class Direction {
   peakBytes = 0;
 
   constructor(
-    private readonly from: Connection,
+    private readonly from: RawChannels,
     private readonly fromId: number,
-    private readonly to: Connection,
+    private readonly to: RawChannels,
     private readonly toId: number,
     private readonly onFinished: (how: "closed" | "reset") => void,
   ) {
-    this.inCredit = from.flow.receiver(from.connId, fromId, from.initialCredit, () => this.bytes);
-    this.outCredit = to.flow.sender(to.connId, toId, to.initialCredit);
+    this.inCredit = from.receiveCredit(fromId, () => this.bytes);
+    this.outCredit = to.sendCredit(toId);
   }
 
   data(payload: Uint8Array): void {
@@ -157,16 +156,16 @@ export class ChannelRelay {
   private released = false;
 
   constructor(
-    readonly down: Connection,
+    readonly down: RawChannels,
     readonly downId: number,
-    readonly up: Connection,
+    readonly up: RawChannels,
     readonly upId: number,
   ) {
     const finished = (how: "closed" | "reset") => this.release(how);
     this.toUpstream = new Direction(down, downId, up, upId, finished);
     this.toDownstream = new Direction(up, upId, down, downId, finished);
-    down.channels.claim(downId, this.downSink);
-    up.channels.claim(upId, this.upSink);
+    down.claim(downId, this.downSink);
+    up.claim(upId, this.upSink);
   }
 
   /** What arrives from downstream on `downId`. */
@@ -217,8 +216,8 @@ export class ChannelRelay {
     if (this.released) return;
     // Both directions share the ids; release when the data direction ended.
     this.released = true;
-    this.down.channels.release(this.downId, how);
-    this.up.channels.release(this.upId, how);
+    this.down.release(this.downId, how);
+    this.up.release(this.upId, how);
   }
 
   get isReleased(): boolean {
