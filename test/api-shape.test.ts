@@ -82,7 +82,7 @@ const n: string = await calc.divide(1n, 2n);
 `;
   const { hints, errors } = hovers(source, ["calc.divide", "calc.count", "calc.listed", "divide: (dividend", "(dividend, divisor, ctx"]);
   assert.equal(hints[0], "(property) divide: (dividend: bigint, divisor: bigint, options?: CallOptions | undefined) => Promise<bigint>");
-  assert.equal(hints[1], "(property) count: (n: number, out: TxHandle<number>, options?: CallOptions | undefined) => Promise<void>");
+  assert.equal(hints[1], "(property) count: (n: number, out: Tx<number>, options?: CallOptions | undefined) => Promise<void>");
   // The list form has no names to give (TypeScript takes tuple labels only from declarations).
   assert.equal(hints[2], "(property) listed: (args_0: number, options?: CallOptions | undefined) => Promise<void>");
   assert.equal(hints[3], "(parameter) dividend: bigint");

@@ -47,8 +47,8 @@ import {
   TupleSchemaClass,
   describe,
   type Schema,
-} from "../schema/schema.js";
-import type { LiteralEnumSchema } from "../schema/schema.js";
+  type LiteralEnumSchema,
+} from "../schema/index.js";
 import { JsonDecodeError, JsonEncodeError } from "./errors.js";
 import { BigIntText } from "./parse.js";
 

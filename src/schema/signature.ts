@@ -1,4 +1,4 @@
-import type { Schema } from "./schema.js";
+import type { Schema } from "./core.js";
 
 const textEncoder = new TextEncoder();
 

@@ -8,6 +8,7 @@ import { ChannelClosedError, ChannelResetError, EncodeFailedError, ProtocolViola
 import { abortReason, type ReceiveCredit } from "../flow.js";
 import { PressureGauge, type ChannelStats, type LevelListener } from "../pressure.js";
 import type { ChannelHost } from "./host.js";
+import "./handles.js"; // types t.tx/t.rx schema values as Tx<T>/Rx<T>
 import type { Tx } from "./tx.js";
 
 interface RxBinding {

@@ -9,6 +9,7 @@ import { ChannelClosedError, ChannelResetError, EncodeFailedError, type RoamErro
 import { abortReason, type SendCredit } from "../flow.js";
 import { PressureGauge, type ChannelStats, type LevelListener } from "../pressure.js";
 import type { ChannelHost } from "./host.js";
+import "./handles.js"; // types t.tx/t.rx schema values as Tx<T>/Rx<T>
 import type { Rx } from "./rx.js";
 
 const scratch = new Writer(64 * 1024);
