@@ -260,6 +260,7 @@ test("VarSlotPool, guest view: extents are believed from their own header, not f
   Atomics.store(guest.u64, (k1 + C.freeHeads + 8) >> 3, 1n << 32n);
   Atomics.store(guest.u64, (k2 + C.extentOffsets) >> 3, 0n);
   const late = Segment.attach(backing);
+  assert.equal(late.pool.check(ref, 100), undefined, "a guest that never saw extent 1 finds it by walking the appended extents");
   const got: NonNullable<ReturnType<typeof late.pool.alloc>>[] = [];
   for (let i = 0; i < 20; i++) {
     const r = late.pool.alloc(10_000, 1);

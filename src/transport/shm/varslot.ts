@@ -111,9 +111,12 @@ export class VarSlotPool {
 
   /**
    * Offset of appended extent `e` of class `c`. The host answers from its own
-   * record; a guest checks the shared value (page-aligned, after the initial
-   * segment, inside the reserved range) and remembers it once valid.
-   * Throws SegmentFault for an offset that fails the check.
+   * record. A guest takes the class header's value when the extent's own
+   * header there names this class and index; otherwise (any guest can write
+   * the class header) it walks the chain of appended extents from the end of
+   * the initial segment — the host appends each one right after the previous
+   * — and remembers what it found. Throws SegmentFault when there is no such
+   * extent.
    */
   private extentOffset(c: number, e: number): number {
     if (this.host) {
@@ -123,26 +126,52 @@ export class VarSlotPool {
     }
     const seen = this.seenOffsets[c]![e - 1];
     if (seen !== undefined) return seen;
-    const off = Number(Atomics.load(this.u64, (this.classes[c]!.header + C.extentOffsets + 8 * (e - 1)) >> 3));
-    const size = align(extentSize(this.classes[c]!), PAGE);
-    if (!(off >= this.initialSize && off % PAGE === 0 && off + size <= this.maxSize)) {
-      throw new SegmentFault(`shm.varslot.extents: extent ${e} of class ${c} at offset ${off} lies outside the segment`);
-    }
+    const claimed = Number(Atomics.load(this.u64, (this.classes[c]!.header + C.extentOffsets + 8 * (e - 1)) >> 3));
+    let off = this.extentAt(claimed);
+    if (!off || off.c !== c || off.e !== e) off = this.findExtent(c, e);
+    if (!off) throw new SegmentFault(`shm.varslot.extents: class ${c} has no extent ${e} (the class header says offset ${claimed})`);
+    this.seenOffsets[c]![e - 1] = off.at;
+    return off.at;
+  }
+
+  /**
+   * The appended extent whose header is at `at`, if one is: page-aligned,
+   * after the initial segment, inside the file, with the magic and the
+   * geometry of the class it names (written by the host once the extent is
+   * ready, magic last).
+   */
+  private extentAt(at: number): { at: number; c: number; e: number; end: number } | null {
+    if (!(Number.isSafeInteger(at) && at >= this.initialSize && at % PAGE === 0 && at + PAGE <= this.maxSize)) return null;
     try {
-      this.backing.ensure(off + size);
+      this.backing.ensure(at + EXTENT_HEADER_SIZE);
     } catch {
-      throw new SegmentFault(`shm.varslot.extents: extent ${e} of class ${c} at offset ${off} is beyond the segment file`);
+      return null; // beyond the file
     }
-    // Any guest can write the class header; the extent's own header, written
-    // by the host once the extent is ready, must name this class and index.
-    const k = this.classes[c]!;
-    let magicOk = true;
-    for (let i = 0; i < EXTENT_MAGIC.length; i++) if (this.u8[off + i] !== EXTENT_MAGIC[i]) magicOk = false;
-    if (!magicOk || this.i32[(off + 8) >> 2] !== c || this.i32[(off + 12) >> 2] !== e || this.i32[(off + 16) >> 2] !== k.count || this.i32[(off + 20) >> 2] !== k.slotSize) {
-      throw new SegmentFault(`shm.varslot.extents: no extent ${e} of class ${c} at offset ${off}`);
+    for (let i = 0; i < EXTENT_MAGIC.length; i++) if (this.u8[at + i] !== EXTENT_MAGIC[i]) return null;
+    const c = this.i32[(at + 8) >> 2]!;
+    const e = this.i32[(at + 12) >> 2]!;
+    const k = this.classes[c];
+    if (!k || !(e >= 1 && e < MAX_EXTENTS_PER_CLASS) || this.i32[(at + 16) >> 2] !== k.count || this.i32[(at + 20) >> 2] !== k.slotSize) return null;
+    const end = at + align(extentSize(k), PAGE);
+    if (end > this.maxSize) return null;
+    try {
+      this.backing.ensure(end);
+    } catch {
+      return null;
     }
-    this.seenOffsets[c]![e - 1] = off;
-    return off;
+    return { at, c, e, end };
+  }
+
+  /** Walks the appended extents in the order the host appended them, looking for (c, e). */
+  private findExtent(c: number, e: number): { at: number; c: number; e: number; end: number } | null {
+    let at = align(this.initialSize, PAGE);
+    for (let steps = 0; steps < this.classes.length * MAX_EXTENTS_PER_CLASS; steps++) {
+      const x = this.extentAt(at);
+      if (!x) return null;
+      if (x.c === c && x.e === e) return x;
+      at = x.end;
+    }
+    return null;
   }
 
   /**
