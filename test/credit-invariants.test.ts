@@ -43,7 +43,7 @@ function harness(kind: "counter" | "shm", window: number): Harness {
     credit = new CounterReceiveCredit(window, () => buffered, onGrant);
   } else {
     const table = { grant: (_t: number, n: number) => onGrant(n), granted: () => 0 } as unknown as ChannelTable;
-    const host: CreditHost = { table, disposed: () => {}, waiting: () => {}, granted: () => {}, attach: () => 1 };
+    const host: CreditHost = { table, disposed: () => {}, waiting: () => {}, granted: () => {} };
     const c = new ShmReceiveCredit(host, 7, window, () => buffered);
     c.t = 1;
     credit = c;
@@ -206,7 +206,7 @@ test("counter: the idle top-up does not fire after dispose, and not while data i
 test("shm: a receive credit that is not mapped yet (t = 0) grants nothing", () => {
   let granted = 0;
   const table = { grant: (_t: number, n: number) => (granted += n), granted: () => 0 } as unknown as ChannelTable;
-  const host: CreditHost = { table, disposed: () => {}, waiting: () => {}, granted: () => {}, attach: () => 0 };
+  const host: CreditHost = { table, disposed: () => {}, waiting: () => {}, granted: () => {} };
   const c = new ShmReceiveCredit(host, 7, 100, () => 0);
   assert.equal(c.onData(100), true);
   c.onConsumed(100);

@@ -29,7 +29,6 @@ function shmBackend(): Backend {
           waiting = on;
         },
         granted: () => {},
-        attach: () => 1,
       };
       const credit = new ShmSendCredit(host, 7);
       credit.t = 1;

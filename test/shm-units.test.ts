@@ -115,25 +115,31 @@ describe("SHM credit objects (flow.ts) against a fake channel table", () => {
       disposed: (key) => log.push(`disposed ${key}`),
       waiting: (_c, on) => log.push(`waiting ${on}`),
       granted: () => log.push("granted"),
-      attach: (key) => {
-        log.push(`attach ${key}`);
-        return 3;
-      },
     };
     return { host, log, state };
   }
 
-  test("the backend attaches each credit object under connId * 2^32 + channelId", () => {
+  test("the backend hands out the credit objects its source (the channel map) creates, keyed connId * 2^32 + channelId", () => {
     assert.equal(channelKey(0, 5), 5);
     assert.equal(channelKey(2, 7), 2 * 0x100000000 + 7);
     const { host, log } = fakeHost(100);
-    const fc = new ShmFlowControl(host);
+    const fc = new ShmFlowControl({
+      sender: (connId, channelId) => {
+        log.push(`sender ${connId}/${channelId}`);
+        const c = new ShmSendCredit(host, channelKey(connId, channelId));
+        c.t = 3;
+        return c;
+      },
+      receiver: (connId, channelId, window) => {
+        log.push(`receiver ${connId}/${channelId} ${window}`);
+        return new ShmReceiveCredit(host, channelKey(connId, channelId), window, () => 0);
+      },
+    });
     const s = fc.sender(1, 9, 0) as ShmSendCredit;
     const r = fc.receiver(1, 10, 100, () => 0) as ShmReceiveCredit;
-    assert.deepEqual(log, [`attach ${channelKey(1, 9)}`, `attach ${channelKey(1, 10)}`]);
-    assert.equal(s.t, 3);
-    assert.equal(r.t, 3);
+    assert.deepEqual(log, ["sender 1/9", "receiver 1/10 100"]);
     assert.equal(s.key, channelKey(1, 9));
+    assert.equal(r.key, channelKey(1, 10));
     assert.equal(s.available, 100);
   });
 

@@ -10,7 +10,7 @@ import { ConnectionClosedError } from "../../session/errors.js";
 import { CreditWaitQueue, WindowReceiveCredit, type FlowControlBackend, type ReceiveCredit, type SendCredit } from "../../session/flow.js";
 import type { ChannelTable } from "./segment.js";
 
-/** What the credit objects need from the transport that owns the channel map. */
+/** What the credit objects need from the channel map that created them (channel-map.ts). */
 export interface CreditHost {
   readonly table: ChannelTable;
   /** The credit object's channel ended locally (the core disposed it). */
@@ -19,8 +19,6 @@ export interface CreditHost {
   waiting(credit: ShmSendCredit, on: boolean): void;
   /** The receiver granted credit: wake the sender's side if it sleeps. */
   granted(): void;
-  /** Looks up (and attaches) the channel for a new credit object; returns the table index or 0 if not mapped yet. */
-  attach(key: number, credit: ShmSendCredit | ShmReceiveCredit): number;
 }
 
 export function channelKey(connId: number, channelId: number): number {
@@ -28,7 +26,7 @@ export function channelKey(connId: number, channelId: number): number {
 }
 
 export class ShmSendCredit implements SendCredit {
-  /** Table index once the channel is mapped (0 before). */
+  /** Table index once the channel is mapped (0 before; set by the channel map). */
   t = 0;
   /** sent_total (u32, wrapping). */
   private sent = 0;
@@ -147,19 +145,21 @@ export class ShmReceiveCredit extends WindowReceiveCredit {
   }
 }
 
+/** Where the backend gets its credit objects: the channel map, which creates and owns them. */
+export interface CreditSource {
+  sender(connId: number, channelId: number): SendCredit;
+  receiver(connId: number, channelId: number, window: number, buffered: () => number): ReceiveCredit;
+}
+
 /** The backend handed to the Link (it never sends a message). */
 export class ShmFlowControl implements FlowControlBackend {
-  constructor(private readonly host: CreditHost) {}
+  constructor(private readonly channels: CreditSource) {}
 
   sender(connId: number, channelId: number, _initial: number): SendCredit {
-    const c = new ShmSendCredit(this.host, channelKey(connId, channelId));
-    c.t = this.host.attach(c.key, c);
-    return c;
+    return this.channels.sender(connId, channelId);
   }
 
   receiver(connId: number, channelId: number, initial: number, buffered: () => number): ReceiveCredit {
-    const c = new ShmReceiveCredit(this.host, channelKey(connId, channelId), initial, buffered);
-    c.t = this.host.attach(c.key, c);
-    return c;
+    return this.channels.receiver(connId, channelId, initial, buffered);
   }
 }
