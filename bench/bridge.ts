@@ -10,8 +10,7 @@
  */
 import * as http from "node:http";
 import { fmtOps, fmtRatio, fmtUs, median, printTable, ratio, runRounds, measureConcurrent, spawnNode, type ConcurrentResult, type Row } from "./lib/harness.js";
-import { client } from "../src/session/serve.js";
-import { connectWebSocket } from "../src/transport/node.js";
+import { client, connectWebSocket } from "roam-ts/node";
 import { Testbed } from "../apps/testbed/testbed.js";
 
 const quick = process.argv.includes("--quick") || process.env.BENCH_QUICK === "1";

@@ -8,10 +8,7 @@
  */
 import fc from "fast-check";
 
-import { DecodeError, FramingError } from "../src/codec/errors.js";
-import { CobsFrameDecoder } from "../src/codec/cobs.js";
-import { t, type Schema } from "../src/schema/index.js";
-import type { Message, MetadataEntry } from "../src/wire/message.js";
+import { CobsFrameDecoder, DecodeError, FramingError, type Message, type MetadataEntry, type Schema, t } from "roam-ts";
 
 // ---------------------------------------------------------------------------
 // Random schemas with fitting values

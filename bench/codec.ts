@@ -18,7 +18,7 @@ import { pathToFileURL } from "node:url";
 import { isDeepStrictEqual } from "node:util";
 
 import { Canvas, Message as TestbedMessage, Person } from "../apps/testbed/testbed.js";
-import { decodeMessage, messageToBytes, type Message as WireMessage } from "../src/wire/message.js";
+import { decodeMessage, type Message as WireMessage, messageToBytes } from "roam-ts";
 import { QUICK, reportRatios } from "./lib/report.js";
 
 export interface CodecBenchRow {

@@ -16,8 +16,7 @@
  */
 import fc from "fast-check";
 
-import { cobsDecode, cobsEncode } from "../src/codec/cobs.js";
-import { decodeMessage, messageToBytes } from "../src/wire/message.js";
+import { cobsDecode, cobsEncode, decodeMessage, messageToBytes } from "roam-ts";
 import {
   SLOW_DECODE_MS,
   classify,

@@ -22,13 +22,19 @@ import { reportRatios, type RatioRow } from "./lib/report.js";
 import { fmtOps, fmtRatio, fmtUs, measureSequential, median, printTable, ratio, runRounds, type Row, type SequentialResult } from "./lib/harness.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { client, serve } from "../src/session/serve.js";
-import type { ClientInterceptor, ServerInterceptor } from "../src/session/interceptor.js";
-import { connectUnix, listenUnix } from "../src/transport/node.js";
-import { otelClientInterceptor, otelServerInterceptor } from "../src/otel/index.js";
-import { CellTracer } from "../src/tracing/cell.js";
-import { TracingHub } from "../src/tracing/host.js";
-import { RoutedDispatcher } from "../src/routing/routed.js";
+import {
+  client,
+  type ClientInterceptor,
+  type Connection,
+  type Dispatcher,
+  connectUnix,
+  listenUnix,
+  RoutedDispatcher,
+  serve,
+  type ServerInterceptor,
+} from "roam-ts/node";
+import { otelClientInterceptor, otelServerInterceptor } from "roam-ts/otel";
+import { CellTracer, TracingHub } from "roam-ts/tracing";
 
 const quick = process.argv.includes("--quick") || process.env["BENCH_QUICK"] === "1";
 const rounds = Number(process.env["BENCH_ROUNDS"] ?? (quick ? 2 : 5));
@@ -41,7 +47,7 @@ interface Variant {
   client?: ClientInterceptor[];
   server?: ServerInterceptor[];
   /** Set up once (e.g. a tracing drain) on the client link's root connection. */
-  setup?: () => { clientDispatcher?: import("../src/session/connection.js").Dispatcher; dispatcher?: (d: ReturnType<typeof serve>) => import("../src/session/connection.js").Dispatcher; start?: (conn: import("../src/session/connection.js").Connection) => Promise<void>; stop?: () => Promise<void> };
+  setup?: () => { clientDispatcher?: Dispatcher; dispatcher?: (d: ReturnType<typeof serve>) => Dispatcher; start?: (conn: Connection) => Promise<void>; stop?: () => Promise<void> };
 }
 
 type Result = SequentialResult & { cpuUsPerCall: number };

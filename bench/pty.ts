@@ -16,9 +16,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { connectPty } from "../apps/pty/sdk.js";
-import { loadNodePty } from "../apps/pty/session.js";
-import { PatternStream } from "../apps/pty/pattern.js";
+// roam-pty from its sources (the root build), not its package entry point: the bench also
+// needs two internals (node-pty loading and the pattern generator) that roam-pty does not export.
+import { connectPty } from "../packages/roam-pty/src/sdk.js";
+import { loadNodePty } from "../packages/roam-pty/src/session.js";
+import { PatternStream } from "../packages/roam-pty/src/pattern.js";
 import { fmtRatio, makeTempDir, median, parseArgs, printTable, type Row } from "./lib/harness.js";
 import { QUICK, reportRatios } from "./lib/report.js";
 
@@ -26,7 +28,7 @@ const args = parseArgs(process.argv.slice(2));
 const SIZE = Number(args["size"] ?? process.env["BENCH_PTY_SIZE"] ?? (QUICK ? 64 * 1024 ** 2 : 1024 ** 3));
 const ROUNDS = Number(args["rounds"] ?? process.env["BENCH_ROUNDS"] ?? (QUICK ? 2 : 3));
 const TIMEOUT_MS = Number(args["timeout-ms"] ?? 180_000);
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "apps", "pty", "cli.js");
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "packages", "roam-pty", "src", "cli.js");
 
 interface RunResult {
   bytes: number;

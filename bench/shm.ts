@@ -22,10 +22,8 @@
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { Testbed } from "../apps/testbed/testbed.js";
-import { channel } from "../src/session/channel/pair.js";
-import type { Link } from "../src/session/link.js";
-import { client } from "../src/session/serve.js";
-import { establishHostPeer, ShmHost } from "../src/transport/shm/index.js";
+import { channel, client, type Link } from "roam-ts";
+import { establishHostPeer, ShmHost } from "roam-ts/shm";
 import {
   calibrateNsPerIter,
   DIST_ROOT,

@@ -17,8 +17,9 @@ import { fmtBytesPerSec, fmtRatio, median, printTable, ratio, runRounds, spawnNo
 import type { PeerServer, Transport } from "./peers/peer-server.js";
 import { withPeerSet } from "./lib/peer-set.js";
 import { startRoamServer } from "./roam/clients.js";
+// Internal, not an entry point: the bench reports whether the optional native COBS addon is loaded.
 import { nativeCobs } from "../src/transport/native-cobs.js";
-import { DEFAULT_LIMITS } from "../src/transport/defaults.js";
+import { DEFAULT_LIMITS } from "roam-ts";
 import { QUICK, reportRatios, settings, type RatioRow } from "./lib/report.js";
 
 /** grpc-js with an HTTP/2 window as large as roam's default channel credit. */

@@ -25,7 +25,7 @@ import { RoamBridge } from "../src/bridge/index.js";
 import { serve } from "../src/session/serve.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
 import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
 
 const PAGE_TIMEOUT_MS = 30_000;
@@ -39,6 +39,7 @@ const MOUNTS: Mount[] = [
 function pageHtml(): string {
   const importMap = {
     imports: {
+      "roam-ts": "/dist/src/index.js",
       "@noble/hashes/": "/node_modules/@noble/hashes/",
       "lossless-json": "/node_modules/lossless-json/lib/esm/index.js",
     },

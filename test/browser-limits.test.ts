@@ -16,7 +16,7 @@ import type { Browser } from "playwright-core";
 import { listenWebSocket, serve, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
 import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
 const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
@@ -29,7 +29,8 @@ const BIG = 16 * MiB + 1024;
 const LIMIT = 4 * MiB;
 
 function pageHtml(smallPort: number): string {
-  const importMap = { imports: { "@noble/hashes/": "/node_modules/@noble/hashes/" } };
+  // apps/testbed imports roam-ts by its package name, as a user would.
+  const importMap = { imports: { "roam-ts": "/dist/src/index.js", "@noble/hashes/": "/node_modules/@noble/hashes/" } };
   return `<!doctype html>
 <html><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <script type="importmap">${JSON.stringify(importMap)}</script></head>

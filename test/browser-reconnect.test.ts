@@ -19,7 +19,7 @@ import type { Browser } from "playwright-core";
 import { serve, dedup, readNonce, type ImplementationOf } from "../src/index.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
 import { RestartableServer, until, gate } from "./helpers/reconnect-fixture.js";
 import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
@@ -30,7 +30,8 @@ const MOUNTS: Mount[] = [
 ];
 
 function pageHtml(wsPort: number): string {
-  const importMap = { imports: { "@noble/hashes/": "/node_modules/@noble/hashes/" } };
+  // apps/testbed imports roam-ts by its package name, as a user would.
+  const importMap = { imports: { "roam-ts": "/dist/src/index.js", "@noble/hashes/": "/node_modules/@noble/hashes/" } };
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>roam reconnect</title><link rel="icon" href="data:,">
 <script type="importmap">${JSON.stringify(importMap)}</script></head>

@@ -25,7 +25,7 @@ import type { Browser } from "playwright-core";
 import { listenWebSocket, serve, type ImplementationOf, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../apps/pty/web-server.js";
+import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
 import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
 
 const TEST_TIMEOUT_MS = 60_000;
@@ -46,7 +46,8 @@ const MOUNTS: Mount[] = [
  * script that runs the calls and publishes the outcome as tagged JSON.
  */
 function pageHtml(): string {
-  const importMap = { imports: { "@noble/hashes/": "/node_modules/@noble/hashes/" } };
+  // apps/testbed imports roam-ts by its package name, as a user would.
+  const importMap = { imports: { "roam-ts": "/dist/src/index.js", "@noble/hashes/": "/node_modules/@noble/hashes/" } };
   return `<!doctype html>
 <html>
 <head>

@@ -19,8 +19,8 @@ import { after, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { WebSocket } from "ws";
 
-import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
-import { resolveAsset } from "../apps/pty/web-server.js";
+import { connectPty, type PtyConnection } from "../packages/roam-pty/src/sdk.js";
+import { resolveAsset } from "../packages/roam-pty/src/web-server.js";
 import { sleep, startDaemonProcess, waitFor, type DaemonProcess } from "./helpers/pty.js";
 import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 
@@ -70,16 +70,19 @@ function wsOutcome(url: string, headers: Record<string, string> = {}): Promise<s
 }
 
 test("web server access rules: token, Host, Origin, static mounts", { timeout: 30_000 }, async () => {
-  assert.equal(resolveAsset("/assets/dist/../package.json"), null);
-  assert.equal(resolveAsset("/assets/dist/%2e%2e/package.json"), null);
-  assert.equal(resolveAsset("/assets/dist/apps/pty/daemon.js"), null, "server code is not served");
-  assert.equal(resolveAsset("/assets/dist/test/pty-browser.test.js"), null);
+  assert.equal(resolveAsset("/assets/app/../package.json"), null);
+  assert.equal(resolveAsset("/assets/app/%2e%2e/package.json"), null);
+  assert.equal(resolveAsset("/assets/roam-ts/../../package.json"), null);
+  assert.equal(resolveAsset("/assets/app/daemon.js"), null, "server code is not served");
+  assert.equal(resolveAsset("/assets/app/../../../test/pty-browser.test.js"), null);
   assert.equal(resolveAsset("/assets/xterm/package.json"), null);
   assert.equal(resolveAsset("/assets/xterm/lib/../../../../etc/passwd"), null);
   assert.ok(resolveAsset("/assets/xterm/lib/xterm.mjs"));
   assert.ok(resolveAsset("/assets/xterm/css/xterm.css"));
-  assert.ok(resolveAsset("/assets/dist/apps/pty/web/main.js"));
-  assert.ok(resolveAsset("/assets/dist/src/index.js"));
+  assert.ok(resolveAsset("/assets/app/web/main.js"));
+  assert.ok(resolveAsset("/assets/app/sdk-core.js"));
+  assert.ok(resolveAsset("/assets/roam-ts/index.js"));
+  assert.ok(resolveAsset("/assets/web/style.css"));
   assert.ok(resolveAsset("/assets/noble-hashes/blake3.js"));
 
   daemon ??= await startDaemonProcess(["--web", "127.0.0.1:0"]);
@@ -95,7 +98,7 @@ test("web server access rules: token, Host, Origin, static mounts", { timeout: 3
   assert.match(String(page.headers["content-security-policy"]), /script-src 'self' 'sha256-/);
   assert.equal((await get(`${base}/?token=${token}`, { host: "evil.example:80" })).status, 421, "DNS rebinding: foreign Host");
   assert.equal((await get(`${base}/assets/xterm/lib/xterm.mjs`)).status, 200);
-  assert.equal((await get(`${base}/assets/dist/apps/pty/daemon.js`)).status, 404);
+  assert.equal((await get(`${base}/assets/app/daemon.js`)).status, 404);
   assert.equal(await wsOutcome(`ws://127.0.0.1:${url.port}/roam/${token}`), "open");
   assert.equal(await wsOutcome(`ws://127.0.0.1:${url.port}/roam/not-the-token`), "http 403");
   assert.equal(await wsOutcome(`ws://127.0.0.1:${url.port}/roam/${token}`, { origin: "http://evil.example" }), "http 403");

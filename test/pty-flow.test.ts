@@ -14,8 +14,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
-import { connectPty, type LevelEvent } from "../apps/pty/sdk.js";
-import { patternDigest } from "../apps/pty/pattern.js";
+import { connectPty, type LevelEvent } from "../packages/roam-pty/src/sdk.js";
+import { patternDigest } from "../packages/roam-pty/src/pattern.js";
 import type { LevelChange } from "../src/session/pressure.js";
 import { inProcessDaemon, patternCommand, sleep, startDaemonProcess, waitFor, waitGeneratorReady, wcharOf } from "./helpers/pty.js";
 

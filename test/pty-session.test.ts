@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { ConfigError, DEFAULT_FLOW, flowFromEnv, parseSize, resolveFlow } from "../apps/pty/config.js";
-import { connectPty, isPtyError, type PtyError } from "../apps/pty/sdk.js";
-import { OutputStore } from "../apps/pty/store.js";
+import { ConfigError, DEFAULT_FLOW, flowFromEnv, parseSize, resolveFlow } from "../packages/roam-pty/src/config.js";
+import { connectPty, isPtyError, type PtyError } from "../packages/roam-pty/src/sdk.js";
+import { OutputStore } from "../packages/roam-pty/src/store.js";
 import { UserError } from "../src/session/errors.js";
 import { Collector, inProcessDaemon, processAlive, sleep, tempDir, waitFor } from "./helpers/pty.js";
 
@@ -319,7 +319,7 @@ describe("roam-pty clients like tmux: names, size policy, read-only, detach othe
 
   test("size policy latest: the client that most recently attached, resized or typed", async () => {
     const tmp = tempDir();
-    const { PtyDaemon } = await import("../apps/pty/daemon.js");
+    const { PtyDaemon } = await import("../packages/roam-pty/src/daemon.js");
     const daemon = new PtyDaemon({ env: {}, sizePolicy: "latest" });
     await daemon.listen({ socketPath: `${tmp.dir}/p.sock` });
     const c1 = await connectPty({ socketPath: `${tmp.dir}/p.sock` });

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, test } from "node:test";
 
-import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
+import { connectPty, type PtyConnection } from "../packages/roam-pty/src/sdk.js";
 import { CLI, sleep, startDaemonProcess, tempDir, waitFor, type DaemonProcess } from "./helpers/pty.js";
 import { requireOrOptOut } from "./helpers/requirements.js";
 

@@ -10,7 +10,7 @@ import { after, test } from "node:test";
 
 import type { Browser } from "playwright-core";
 
-import { connectPty, type PtyConnection } from "../apps/pty/sdk.js";
+import { connectPty, type PtyConnection } from "../packages/roam-pty/src/sdk.js";
 import { startDaemonProcess, type DaemonProcess } from "./helpers/pty.js";
 import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
 

@@ -88,6 +88,13 @@ test("README.md: every ts block compiles (strict, NodeNext, as a consumer projec
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, "node_modules"));
   fs.symlinkSync(ROOT, path.join(dir, "node_modules", "roam-ts"), "dir");
+  // roam-pty as installed: its package.json, with dist/ a copy of the root build's compile of its
+  // sources (a copy, not a link: inside the root package, TypeScript would read its "roam-ts"
+  // imports as the root package's self-reference).
+  const pty = path.join(dir, "node_modules", "roam-pty");
+  fs.mkdirSync(pty);
+  fs.copyFileSync(path.join(ROOT, "packages", "roam-pty", "package.json"), path.join(pty, "package.json"));
+  fs.cpSync(path.join(ROOT, "dist", "packages", "roam-pty", "src"), path.join(pty, "dist"), { recursive: true, filter: (src) => !src.endsWith(".map") });
   const configs = blocks.filter((b) => b.lang === "json" && b.file);
   assert.deepEqual(configs.map((b) => b.file).sort(), ["package.json", "tsconfig.json"], "the README shows the consumer's package.json and tsconfig.json");
   for (const b of configs) fs.writeFileSync(path.join(dir, b.file!), b.code);

@@ -14,7 +14,7 @@ import { RemoteHandlerError } from "../src/session/errors.js";
 import { client, serve } from "../src/session/serve.js";
 import { connectTcp, listenTcp } from "../src/transport/node.js";
 import { ShmHost } from "../src/transport/shm/index.js";
-import { PtyDaemon } from "../apps/pty/daemon.js";
+import { PtyDaemon } from "../packages/roam-pty/src/daemon.js";
 import { segmentPath } from "./helpers/shm-harness.js";
 import { tempDir } from "./helpers/testbed-server.js";
 

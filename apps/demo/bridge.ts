@@ -10,9 +10,8 @@
  */
 import { execFile } from "node:child_process";
 import WebSocket from "ws";
-import { listenBridge, bridgeClient, type BridgeServer } from "../../src/bridge/index.js";
-import { serve } from "../../src/session/serve.js";
-import { channel } from "../../src/session/channel/pair.js";
+import { bridgeClient, type BridgeServer, listenBridge } from "roam-ts/bridge";
+import { channel, serve } from "roam-ts";
 import { Testbed } from "../testbed/testbed.js";
 import { testbedImpl } from "../testbed/impl.js";
 import type { Row, Tour, TourSection } from "./tour.js";

@@ -1,6 +1,5 @@
 /** The services of the plugin-host demo: what the host offers cells, and what each cell offers. */
-import { arg, defineService, method } from "../../src/service/define.js";
-import { t } from "../../src/schema/index.js";
+import { arg, defineService, method, t } from "roam-ts";
 
 /** Served by the host to every cell. */
 export const HostApi = defineService("PluginHost", {

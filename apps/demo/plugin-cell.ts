@@ -6,11 +6,9 @@
  * the host, exits on detach.
  */
 import { isMainThread, workerData } from "node:worker_threads";
-import { client, serve } from "../../src/session/serve.js";
-import type { Link } from "../../src/session/link.js";
-import { RoutedDispatcher } from "../../src/routing/routed.js";
-import { CellTracer } from "../../src/tracing/cell.js";
-import { establishGuest, ShmGuest } from "../../src/transport/shm/index.js";
+import { client, type Link, RoutedDispatcher, serve } from "roam-ts";
+import { CellTracer } from "roam-ts/tracing";
+import { establishGuest, ShmGuest } from "roam-ts/shm";
 import { CellApi, HostApi } from "./plugin-api.js";
 
 const worker = ShmGuest.isWorkerGuest();

@@ -14,19 +14,14 @@
 import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Worker } from "node:worker_threads";
-import { channel } from "../../src/session/channel/pair.js";
-import { ConnectionClosedError } from "../../src/session/errors.js";
-import type { Link } from "../../src/session/link.js";
-import { client, serve } from "../../src/session/serve.js";
-import { establishHostPeer, ShmHost, ShmPeerGoneError, type DeathInfo } from "../../src/transport/shm/index.js";
+import { channel, client, ConnectionClosedError, type Link, RoutedDispatcher, serve } from "roam-ts";
+import { type DeathInfo, establishHostPeer, ShmHost, ShmPeerGoneError } from "roam-ts/shm";
+import { formatRecord, type TaggedRecord, TracingHub } from "roam-ts/tracing";
+import { cellRecordsToSpans, otelClientInterceptor } from "roam-ts/otel";
 import { CellApi, HostApi } from "./plugin-api.js";
 import { context, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { RoutedDispatcher } from "../../src/routing/routed.js";
-import { TracingHub, formatRecord } from "../../src/tracing/host.js";
-import type { TaggedRecord } from "../../src/tracing/schema.js";
-import { cellRecordsToSpans, otelClientInterceptor } from "../../src/otel/index.js";
 import { c, fmtMs, runTour, type Row, type Tour, type TourSection } from "./tour.js";
 
 const CELL_SCRIPT = fileURLToPath(new URL("./plugin-cell.js", import.meta.url));

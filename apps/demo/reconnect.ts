@@ -5,8 +5,20 @@
  * layer (in-memory store) answers the retries, so every payment runs exactly
  * once. A tour section (see tour.ts).
  */
-import { t, arg, client, dedup, defineService, method, serve, ReconnectingClient, type ReconnectEvent } from "../../src/index.js";
-import { listenTcp, tcpConnector, type RoamServer } from "../../src/node.js";
+import {
+  arg,
+  client,
+  dedup,
+  defineService,
+  listenTcp,
+  method,
+  type ReconnectEvent,
+  ReconnectingClient,
+  type RoamServer,
+  serve,
+  t,
+  tcpConnector,
+} from "roam-ts/node";
 import { fmtMs, type Row, type Tour, type TourSection } from "./tour.js";
 
 const Payments = defineService("Payments", {

@@ -1,6 +1,5 @@
 /** The reference behaviour of every Testbed method (../shared/testbed/README.md). */
-import { err } from "../../src/session/errors.js";
-import type { ImplementationOf } from "../../src/session/serve.js";
+import { err, type ImplementationOf } from "roam-ts";
 import { Testbed, type Message, type Person, type Shape } from "./testbed.js";
 
 const PEOPLE: ReadonlyMap<number, Person> = new Map([

@@ -11,10 +11,7 @@
  *                                  call the peer's Testbed once instead,
  *                                  close the link, exit 0 (non-zero on failure)
  */
-import { channel } from "../../src/session/channel/pair.js";
-import { ConnectionClosedError } from "../../src/session/errors.js";
-import { client, serve } from "../../src/session/serve.js";
-import { connectTcp } from "../../src/transport/node.js";
+import { channel, client, ConnectionClosedError, connectTcp, serve } from "roam-ts/node";
 import { testbedImpl } from "./impl.js";
 import { Testbed } from "./testbed.js";
 

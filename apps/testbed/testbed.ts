@@ -2,8 +2,7 @@
  * The Testbed service: the interop contract every roam implementation serves
  * (../shared/testbed/README.md). Field and variant order is the wire order.
  */
-import { arg, defineService, method } from "../../src/service/define.js";
-import { t, type Infer } from "../../src/schema/index.js";
+import { arg, defineService, type Infer, method, t } from "roam-ts";
 
 export const Point = t.struct({ x: t.i32, y: t.i32 }, "Point");
 export const Person = t.struct({ name: t.string, age: t.u8, email: t.option(t.string) }, "Person");

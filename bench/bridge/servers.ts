@@ -7,9 +7,8 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { listenBridge } from "../../src/bridge/index.js";
-import { serve } from "../../src/session/serve.js";
-import { listenWebSocket } from "../../src/transport/node.js";
+import { listenBridge } from "roam-ts/bridge";
+import { listenWebSocket, serve } from "roam-ts/node";
 import { Testbed } from "../../apps/testbed/testbed.js";
 import { testbedImpl } from "../../apps/testbed/impl.js";
 import { announceReady, exitWithParent } from "../lib/harness.js";

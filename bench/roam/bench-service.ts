@@ -1,7 +1,5 @@
 /** A service used only by benchmarks: bulk streaming with a verifiable pattern. */
-import { defineService, method, arg } from "../../src/service/define.js";
-import { t } from "../../src/schema/index.js";
-import type { ImplementationOf } from "../../src/session/serve.js";
+import { arg, defineService, type ImplementationOf, method, t } from "roam-ts";
 import { patternSlice, POOL_PERIOD } from "../lib/pattern.js";
 
 export const Bench = defineService("Bench", {

@@ -1,13 +1,9 @@
 /** roam measurements against a roam-server process (see roam-server.ts). */
 import { measureConcurrent, measureSequential, measureThroughput, type ConcurrentResult, type MeasureOpts, type ThroughputOpts, type ThroughputResult } from "../lib/harness.js";
 import { matchesPattern, POOL_PERIOD } from "../lib/pattern.js";
-import { channel } from "../../src/session/channel/pair.js";
+import { channel, client, connectTcp, connectUnix, connectWebSocket, type Link, type PeerOptions } from "roam-ts/node";
 import { Bench } from "./bench-service.js";
 import { startPeerServer, type PeerServer, type RpcTransport } from "../peers/peer-server.js";
-import { client } from "../../src/session/serve.js";
-import { connectTcp, connectUnix, connectWebSocket } from "../../src/transport/node.js";
-import type { Link } from "../../src/session/link.js";
-import type { PeerOptions } from "../../src/transport/link-options.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
 
 export function startRoamServer(t: RpcTransport, extraArgs: string[] = []): Promise<PeerServer> {

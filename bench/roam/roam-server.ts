@@ -4,12 +4,10 @@
  * Prints {"ready":true,"addr":...} when listening.
  */
 import { announceReady, exitWithParent, parseArgs, removeSocketAndDir } from "../lib/harness.js";
-import { serve } from "../../src/session/serve.js";
-import { listenTcp, listenUnix, listenWebSocket, type RoamServer } from "../../src/transport/node.js";
+import { listenTcp, listenUnix, listenWebSocket, type RoamServer, serve, ServiceDispatcher } from "roam-ts/node";
 import { Testbed } from "../../apps/testbed/testbed.js";
 import { testbedImpl } from "../../apps/testbed/impl.js";
 import { benchImpl, Bench } from "./bench-service.js";
-import { ServiceDispatcher } from "../../src/session/serve.js";
 
 const args = parseArgs(process.argv.slice(2));
 const transport = args["transport"] ?? "tcp";

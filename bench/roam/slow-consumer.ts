@@ -6,9 +6,7 @@
  */
 import { parseArgs } from "../lib/harness.js";
 import { matchesPattern, POOL_PERIOD } from "../lib/pattern.js";
-import { channel } from "../../src/session/channel/pair.js";
-import { client } from "../../src/session/serve.js";
-import { connectUnix } from "../../src/transport/node.js";
+import { channel, client, connectUnix } from "roam-ts/node";
 import { Bench } from "./bench-service.js";
 
 const args = parseArgs(process.argv.slice(2));

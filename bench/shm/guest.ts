@@ -5,8 +5,8 @@
 import { isMainThread } from "node:worker_threads";
 import { testbedImpl } from "../../apps/testbed/impl.js";
 import { Testbed } from "../../apps/testbed/testbed.js";
-import { ServiceDispatcher } from "../../src/session/serve.js";
-import { establishGuest, ShmGuest } from "../../src/transport/shm/index.js";
+import { ServiceDispatcher } from "roam-ts";
+import { establishGuest, ShmGuest } from "roam-ts/shm";
 import { Bench, benchImpl } from "../roam/bench-service.js";
 
 const guest = ShmGuest.isWorkerGuest() ? ShmGuest.fromWorkerData() : ShmGuest.fromArgs();

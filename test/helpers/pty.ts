@@ -8,13 +8,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import type { FlowConfig } from "../../apps/pty/config.js";
-import { PtyDaemon } from "../../apps/pty/daemon.js";
-import { connectPty, type Attachment, type PtyConnection } from "../../apps/pty/sdk.js";
+import type { FlowConfig } from "../../packages/roam-pty/src/config.js";
+import { PtyDaemon } from "../../packages/roam-pty/src/daemon.js";
+import { connectPty, type Attachment, type PtyConnection } from "../../packages/roam-pty/src/sdk.js";
 
 export const ROOT = fs.realpathSync(fileURLToPath(new URL("../../../", import.meta.url)));
-export const CLI = path.join(ROOT, "dist", "apps", "pty", "cli.js");
-export const PATTERN = path.join(ROOT, "dist", "apps", "pty", "pattern.js");
+export const CLI = path.join(ROOT, "dist", "packages", "roam-pty", "src", "cli.js");
+export const PATTERN = path.join(ROOT, "dist", "packages", "roam-pty", "src", "pattern.js");
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

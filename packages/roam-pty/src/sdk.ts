@@ -2,7 +2,7 @@
  * The roam-pty SDK for Node: connect to a daemon over its Unix socket (or
  * WebSocket), starting it first if asked.
  *
- *   import { connectPty } from "roam-ts/apps/pty/sdk.js";
+ *   import { connectPty } from "roam-pty";
  *   const pty = await connectPty({ autoStart: true });
  *   const s = await pty.create({ command: "sh" });
  *   const a = await pty.attach(s.id);
@@ -15,9 +15,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import type { Link } from "../../src/session/link.js";
-import { connectUnix, connectWebSocket } from "../../src/transport/node.js";
-import type { PeerOptions } from "../../src/transport/link-options.js";
+import { connectUnix, connectWebSocket, type Link, type PeerOptions } from "roam-ts/node";
 import { defaultSocketPath } from "./daemon.js";
 import { PtyClient } from "./sdk-core.js";
 

@@ -11,9 +11,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-import { err, type UserError } from "../../src/session/errors.js";
-import { serve, type ImplementationOf } from "../../src/session/serve.js";
-import { listenUnix, type RoamServer } from "../../src/transport/node.js";
+import { err, type ImplementationOf, serve, type UserError } from "roam-ts";
+import { listenUnix, type RoamServer } from "roam-ts/node";
 import { ConfigError, flowSettings, resolveFlow, type FlowConfig } from "./config.js";
 import { isSignalName, PtySession, resolveCommand, SpawnError, type SpawnSpec } from "./session.js";
 import { MAX_DIMENSION, PtyService, type CreateOptions, type DaemonInfo, type PtyError, type SizePolicy } from "./service.js";

@@ -11,8 +11,7 @@
  * stops reading the PTY master (the child blocks on write) once the slowest
  * client is `highWatermark` bytes behind.
  */
-import { arg, defineService, method } from "../../src/service/define.js";
-import { t, type Infer } from "../../src/schema/index.js";
+import { arg, defineService, type Infer, method, t } from "roam-ts";
 
 /** How a process ended: its exit code, or the signal that killed it. */
 export const ExitStatus = t.struct(

@@ -16,10 +16,8 @@
  */
 import * as fs from "node:fs";
 
-import { ConnectionClosedError } from "../../src/session/errors.js";
-import { connectUnix } from "../../src/transport/node.js";
-import { formatDiagnostics } from "../../src/session/diagnostics.js";
-import { installDiagnosticsSignal } from "../../src/diagnostics/signal.js";
+import { ConnectionClosedError, formatDiagnostics } from "roam-ts";
+import { connectUnix, installDiagnosticsSignal } from "roam-ts/node";
 import { ConfigError, FLOW_ENV, FLOW_FLAGS, flowFlagValue, type FlowConfig } from "./config.js";
 import { defaultSocketPath, parseSizePolicy, PtyDaemon } from "./daemon.js";
 import {
@@ -703,7 +701,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run when executed (as the bin or `node dist/apps/pty/cli.js`), not when imported.
+// Run when executed (as the bin or `node dist/packages/roam-pty/src/cli.js` in the repository), not when imported.
 const invoked = process.argv[1] ? fs.realpathSync(process.argv[1]) : "";
 if (invoked === fs.realpathSync(new URL(import.meta.url).pathname)) {
   main(process.argv.slice(2)).then(

@@ -13,7 +13,7 @@
  */
 import { Terminal } from "@xterm/xterm";
 
-import { connectBrowserWebSocket } from "../../../src/transport/browser.js";
+import { connectBrowserWebSocket } from "roam-ts";
 import { describeError, describeExit, PtyClient, type Attachment, type DetachReason } from "../sdk-core.js";
 
 /** What the page exposes for tests and curious users (window.__roamPty). */

@@ -2,7 +2,7 @@
  * A deterministic, non-repeating byte stream (xorshift32 words) for checking
  * that output through a PTY and the daemon arrives complete and in order.
  *
- *   node dist/apps/pty/pattern.js BYTES [--wait] [--seed N]
+ *   node dist/packages/roam-pty/src/pattern.js BYTES [--wait] [--seed N]
  *
  * writes BYTES bytes of the pattern to stdout (blocking writes: when the PTY
  * is paused the generator blocks, like any program). With --wait it first

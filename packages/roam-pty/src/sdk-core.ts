@@ -13,13 +13,20 @@
  *
  * all acknowledge consumption only after processing.
  */
-import { channel } from "../../src/session/channel/pair.js";
-import type { Rx } from "../../src/session/channel/rx.js";
-import type { CallOptions, Connection } from "../../src/session/connection.js";
-import type { Diagnostics } from "../../src/session/diagnostics.js";
-import { CancelledError, RoamError, UserError } from "../../src/session/errors.js";
-import type { ChannelStats, LevelChange } from "../../src/session/pressure.js";
-import { client, type ClientOf } from "../../src/session/serve.js";
+import {
+  type CallOptions,
+  CancelledError,
+  channel,
+  type ChannelStats,
+  client,
+  type ClientOf,
+  type Connection,
+  type Diagnostics,
+  type LevelChange,
+  RoamError,
+  type Rx,
+  UserError,
+} from "roam-ts";
 import {
   PtyService,
   describePtyError,

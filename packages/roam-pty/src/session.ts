@@ -20,8 +20,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { IPty } from "node-pty";
 
-import type { Tx } from "../../src/session/channel/tx.js";
-import { EncodeFailedError, RoamError } from "../../src/session/errors.js";
+import { EncodeFailedError, RoamError, type Tx } from "roam-ts";
 import type { FlowConfig } from "./config.js";
 import { OutputStore } from "./store.js";
 import type { AttachEvent, DetachReason, ExitStatus, PressureLevel, SessionInfo, SessionStats, SizePolicy } from "./service.js";

@@ -1,7 +1,7 @@
 /**
  * The web terminal: one HTTP server (127.0.0.1 by default) that serves the
- * page, its static assets (xterm.js from node_modules, the compiled roam
- * browser modules from dist/) and the roam WebSocket endpoint.
+ * page, its static assets (xterm.js and roam-ts's browser modules from where
+ * they are installed, roam-pty's own browser modules) and the roam WebSocket endpoint.
  *
  * Access: a terminal is a shell, so the page and the WebSocket need a token
  * (random per daemon unless given). The page is `/?token=…`; the WebSocket
@@ -17,20 +17,19 @@ import * as http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { createRequire } from "node:module";
 import { dirname, extname, join, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
 
-import { listenWebSocket, type RoamServer, type ServerOptions } from "../../src/transport/node.js";
+import { listenWebSocket, type RoamServer, type ServerOptions } from "roam-ts/node";
+import { CODE_DIR, WEB_STATIC_DIR } from "./layout.js";
 
-/** The repository root (this file runs as dist/apps/pty/web-server.js). */
-const ROOT = realpathSync(fileURLToPath(new URL("../../../", import.meta.url)));
+/** Where a dependency's files are (resolved from `from`, a module URL). */
+function packageDir(spec: string, probe: string, from: string = import.meta.url): string {
+  return dirname(createRequire(from).resolve(`${spec}/${probe}`));
+}
 
-function packageDir(spec: string, probe: string): string {
-  const require = createRequire(import.meta.url);
-  try {
-    return dirname(require.resolve(`${spec}/${probe}`));
-  } catch {
-    return join(ROOT, "node_modules", ...spec.split("/"));
-  }
+/** The directory of roam-ts's compiled modules (its main entry point's directory). */
+function roamTsDir(): string {
+  return dirname(createRequire(import.meta.url).resolve("roam-ts"));
 }
 
 /** A URL prefix served from a directory. */
@@ -42,11 +41,16 @@ export interface Mount {
 }
 
 function mounts(): Mount[] {
+  const roamTs = roamTsDir();
   return [
-    { prefix: "/assets/dist/", dir: join(ROOT, "dist"), allow: ["src/", "apps/pty/service.js", "apps/pty/sdk-core.js", "apps/pty/web/"] },
+    // roam-pty's browser modules only (not the daemon, CLI or this server).
+    { prefix: "/assets/app/", dir: CODE_DIR, allow: ["service.js", "sdk-core.js", "web/"] },
+    // roam-ts's environment-neutral modules (the page's import map points "roam-ts" here).
+    { prefix: "/assets/roam-ts/", dir: roamTs },
     { prefix: "/assets/xterm/", dir: packageDir("@xterm/xterm", "package.json"), allow: ["lib/", "css/"] },
-    { prefix: "/assets/noble-hashes/", dir: packageDir("@noble/hashes", "blake3.js") },
-    { prefix: "/assets/web/", dir: join(ROOT, "apps", "pty", "web"), allow: ["style.css"] },
+    // roam-ts's dependency, resolved from roam-ts (where npm installed it for roam-ts).
+    { prefix: "/assets/noble-hashes/", dir: packageDir("@noble/hashes", "blake3.js", pathToFileURL(join(roamTs, "index.js")).href) },
+    { prefix: "/assets/web/", dir: WEB_STATIC_DIR, allow: ["style.css"] },
   ];
 }
 
@@ -116,7 +120,7 @@ export async function startWebServer(o: { host?: string; port?: number; token?: 
   const token = o.token ?? randomBytes(18).toString("base64url");
   if (!/^[A-Za-z0-9_-]{8,}$/.test(token)) throw new Error("the web token must be at least 8 characters of [A-Za-z0-9_-]");
   const table = mounts();
-  const pagePath = join(ROOT, "apps", "pty", "web", "index.html");
+  const pagePath = join(WEB_STATIC_DIR, "index.html");
   let port = 0;
   const allowedHosts = () => new Set([`${host}:${port}`, `127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 
