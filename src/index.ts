@@ -8,7 +8,7 @@ export { Writer } from "./codec/writer.js";
 export { cobsEncode, cobsDecode, CobsFrameDecoder } from "./codec/cobs.js";
 export * from "./schema/index.js";
 export { defineService, method, arg, MethodDescriptor, computeMethodId } from "./service/define.js";
-export type { ServiceDescriptor, MethodSpec, MethodOptions, ChannelSlot, InferArgs } from "./service/define.js";
+export type { ServiceDescriptor, MethodSpec, MethodOptions, ChannelSlot, InferArgs, Arg, ArgSpec } from "./service/define.js";
 export { kebab } from "./service/kebab.js";
 export * from "./wire/message.js";
 export * from "./session/errors.js";
