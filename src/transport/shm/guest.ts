@@ -14,7 +14,7 @@ import { workerData } from "node:worker_threads";
 import type { Link } from "../../session/link.js";
 import { FileBacking, MemoryBacking, type Backing } from "./backing.js";
 import { ShmPeerGoneError } from "./errors.js";
-import { WORKER_DATA_KEY, type WorkerTicketData } from "./host.js";
+import { WORKER_DATA_KEY, type WorkerTicketData } from "./spawn.js";
 import { EXT_ALL, PeerState } from "./layout.js";
 import { Segment, SegmentError } from "./segment.js";
 import { ShmTransport } from "./transport.js";

@@ -12,29 +12,22 @@
  */
 import { resolveLimits } from "../limits.js";
 import { diagnosticsRegistry, type ShmGuestDiagnostics, type ShmHostDiagnostics } from "../../session/diagnostics.js";
-import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import type { Socket } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Worker, type WorkerOptions } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import type { Link } from "../../session/link.js";
 import { FileBacking, MemoryBacking, type Backing } from "./backing.js";
 import { ShmPeerGoneError, type DeathCause } from "./errors.js";
 import { computeLayout, DEFAULT_SEGMENT_CONFIG, PeerState, type SegmentConfig } from "./layout.js";
+import { assessPeer, DETACHED } from "./peer-watch.js";
 import { Segment } from "./segment.js";
+import { SpawnTicket, WakerSlot } from "./spawn.js";
 import { ShmTransport } from "./transport.js";
-import { AtomicsWaker, DoorbellWaker, PollWaker, type Waker } from "./waker.js";
-
-/** Key under which a worker guest finds its ticket in `workerData`. */
-export const WORKER_DATA_KEY = "__roamShmGuest";
-
-export interface WorkerTicketData {
-  sab: SharedArrayBuffer;
-  peerId: number;
-  hubPath: string | null;
-}
+import { AtomicsWaker, DoorbellWaker, PollWaker } from "./waker.js";
 
 export interface ShmHostOptions extends Partial<SegmentConfig> {
   /**
@@ -71,36 +64,6 @@ export interface AddPeerOptions {
   onDeath?: (peerId: number, info: DeathInfo) => void;
   /** The guest detached cleanly (peer state Goodbye). */
   onDetach?: (peerId: number) => void;
-}
-
-/** Forwards to the peer's waker once it exists (a link may be set up before the spawn). */
-class WakerSlot implements Waker {
-  kind: Waker["kind"] = "poll";
-  inner: Waker | null = null;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  wake: () => void = () => {};
-  start(): void {}
-  sleep(timeoutMs: number | undefined, flag: number): void {
-    if (this.inner) {
-      this.inner.sleep(timeoutMs, flag);
-      return;
-    }
-    if (timeoutMs !== undefined && !this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        this.wake();
-      }, timeoutMs);
-      this.timer.unref?.();
-    }
-  }
-  ring(): void {
-    this.inner?.ring();
-  }
-  close(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.inner?.close();
-  }
 }
 
 interface HostPeer {
@@ -149,64 +112,6 @@ function rememberFile(p: string): void {
 function defaultPath(): string {
   const dir = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
   return path.join(dir, `roam-hub-${process.pid}-${randomBytes(6).toString("hex")}`);
-}
-
-/** A reserved peer: spawn the guest with it (r[shm.spawn.ticket]). */
-export class SpawnTicket {
-  /** The doorbell is the child's file descriptor 3 (an extra 'pipe' stdio slot: a Unix socketpair). */
-  readonly doorbellFd = 3;
-
-  /** @internal */
-  constructor(
-    private readonly host: ShmHost,
-    private readonly peer: HostPeer,
-  ) {}
-
-  get peerId(): number {
-    return this.peer.peerId;
-  }
-  get hubPath(): string | null {
-    return this.host.path;
-  }
-
-  /** r[shm.spawn.args] */
-  args(): string[] {
-    if (!this.host.path) throw new Error("a memory-backed hub has no file: use spawnWorker()");
-    return [`--hub-path=${this.host.path}`, `--peer-id=${this.peerId}`, `--doorbell-fd=${this.doorbellFd}`];
-  }
-
-  /**
-   * Spawns the guest process with the ticket's arguments appended and the
-   * doorbell on fd 3 (r[shm.spawn.fd-inheritance]; the parent's end stays here).
-   */
-  spawn(command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
-    if (this.peer.kind !== "unspawned") throw new Error(`peer ${this.peerId} was already spawned`);
-    const ticketArgs = this.args();
-    const base: StdioOptions = options.stdio ?? "inherit";
-    const s = typeof base === "string" ? [base, base, base] : [...base];
-    while (s.length < 3) s.push("inherit");
-    s.length = 3;
-    s.push("pipe");
-    const child = spawn(command, [...args, ...ticketArgs], { ...options, stdio: s as StdioOptions });
-    this.host.adoptChild(this.peer, child);
-    return child;
-  }
-
-  /** Starts a worker thread guest on the hub's memory (`ShmGuest.fromWorkerData()` attaches in it). */
-  spawnWorker(filename: string | URL, options: WorkerOptions = {}): Worker {
-    if (this.peer.kind !== "unspawned") throw new Error(`peer ${this.peerId} was already spawned`);
-    const ticket: WorkerTicketData = { sab: this.host.segment.backing.sab, peerId: this.peerId, hubPath: this.host.path };
-    const wd = options.workerData;
-    const workerData = wd !== null && typeof wd === "object" && !Array.isArray(wd) ? { ...wd, [WORKER_DATA_KEY]: ticket } : { value: wd, [WORKER_DATA_KEY]: ticket };
-    const worker = new Worker(filename, { ...options, workerData });
-    this.host.adoptWorker(this.peer, worker);
-    return worker;
-  }
-
-  /** The spawn failed or was abandoned: the peer goes back to Empty (r[shm.spawn.reserved-state]). */
-  cancel(): void {
-    this.host.cancelTicket(this.peer);
-  }
 }
 
 export interface ShmHostStats {
@@ -319,7 +224,15 @@ export class ShmHost {
       seg.writeHeartbeat(id, 0n);
       seg.setPeerExtensions(id, 0); // the new guest advertises its own
       const peer = this.newPeer(id, "unspawned", options);
-      return new SpawnTicket(this, peer);
+      return new SpawnTicket({
+        peerId: id,
+        hubPath: this.path,
+        sab: () => this.segment.backing.sab,
+        spawned: () => peer.kind !== "unspawned",
+        adoptChild: (child) => this.adoptChild(peer, child),
+        adoptWorker: (worker) => this.adoptWorker(peer, worker),
+        cancel: () => this.cancelTicket(peer),
+      });
     }
     throw new Error(`the SHM hub is full (${seg.config.maxGuests} guests; r[shm.guest.attach-failure])`);
   }
@@ -399,8 +312,7 @@ export class ShmHost {
 
   // --- wiring (tickets, driver) -------------------------------------------------------
 
-  /** @internal */
-  adoptChild(peer: HostPeer, child: ChildProcess): void {
+  private adoptChild(peer: HostPeer, child: ChildProcess): void {
     peer.kind = "process";
     peer.child = child;
     peer.attachDeadline = performance.now() + (this.options.attachTimeoutMs ?? 10_000);
@@ -423,8 +335,7 @@ export class ShmHost {
     });
   }
 
-  /** @internal */
-  adoptWorker(peer: HostPeer, worker: Worker): void {
+  private adoptWorker(peer: HostPeer, worker: Worker): void {
     peer.kind = "worker";
     peer.worker = worker;
     peer.attachDeadline = performance.now() + (this.options.attachTimeoutMs ?? 10_000);
@@ -439,8 +350,7 @@ export class ShmHost {
     });
   }
 
-  /** @internal */
-  cancelTicket(peer: HostPeer): void {
+  private cancelTicket(peer: HostPeer): void {
     if (peer.kind !== "unspawned" || peer.reclaimed) return;
     peer.ended = "dead";
     this.reclaim(peer);
@@ -602,29 +512,10 @@ export class ShmHost {
         for (const w of peer.attachWaiters.splice(0)) w.resolve();
       }
       if (peer.ended) continue;
-      if (st === PeerState.Goodbye) {
-        this.detached(peer);
-        continue;
-      }
-      if (!peer.attached && peer.attachDeadline > 0 && now > peer.attachDeadline) {
-        this.died(peer, "attach-timeout", "it did not attach in time");
-        continue;
-      }
-      if (peer.attached && this.heartbeatNs > 0n) {
-        if (peer.attachedAtNs === 0n) peer.attachedAtNs = nowNs;
-        // r[shm.crash.heartbeat]. A heartbeat of 0 (never written, or zeroed
-        // by the guest) is stale, counted from when we saw it attach: it
-        // must not switch hang detection off.
-        const hb = seg.heartbeat(id);
-        const since = hb > 0n && hb <= nowNs ? hb : peer.attachedAtNs;
-        if (nowNs - since > 2n * this.heartbeatNs) {
-          this.died(peer, "heartbeat", `no heartbeat for ${Number((nowNs - since) / 1_000_000n)} ms (interval ${Number(this.heartbeatNs / 1_000_000n)} ms)`);
-          continue;
-        }
-      }
-      if (peer.closingSince > 0 && now - peer.closingSince > goodbyeMs) {
-        this.died(peer, "unresponsive", `it did not detach within ${goodbyeMs} ms after the host closed the link`);
-      }
+      if (peer.attached && this.heartbeatNs > 0n && peer.attachedAtNs === 0n) peer.attachedAtNs = nowNs;
+      const verdict = assessPeer(peer, { state: st, heartbeat: () => seg.heartbeat(id), now, nowNs, heartbeatNs: this.heartbeatNs, goodbyeMs });
+      if (verdict === DETACHED) this.detached(peer);
+      else if (verdict !== null) this.died(peer, verdict.cause, verdict.detail);
     }
     if (this.closing) return;
     // Guests that attached by path (r[shm.host.poll-peers]).

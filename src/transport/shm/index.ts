@@ -4,7 +4,8 @@
  * threads (SharedArrayBuffer) — running the same session core as the stream
  * transports.
  */
-export { ShmHost, SpawnTicket, WORKER_DATA_KEY, type ShmHostOptions, type AddPeerOptions, type DeathInfo, type ShmHostStats } from "./host.js";
+export { SpawnTicket, WORKER_DATA_KEY } from "./spawn.js";
+export { ShmHost, type ShmHostOptions, type AddPeerOptions, type DeathInfo, type ShmHostStats } from "./host.js";
 export { ShmGuest, parseSpawnArgs, type SpawnArgs, type ShmGuestOptions } from "./guest.js";
 export { establishHostPeer, establishGuest, ShmHandshake, type ShmLinkOptions } from "./driver.js";
 export { ShmPeerGoneError, type DeathCause } from "./errors.js";
