@@ -20,8 +20,9 @@ summary() {
   echo "# the stream-level tests also ran on the pure-JS path (ROAM_NO_NATIVE=1, test/pure-js-path.test.ts)"
 }
 if [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi
-# node_modules from before a dependency was added (e.g. node-pty, a native addon): reinstall.
-if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json"); require.resolve("@opentelemetry/sdk-trace-base")' >/dev/null 2>&1; then
+# node_modules from before a dependency was added (e.g. node-pty, a native addon), or from before
+# the workspaces (no node_modules/roam-ts link to the root for packages/roam-pty): reinstall.
+if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json"); require.resolve("@opentelemetry/sdk-trace-base"); if (require("fs").realpathSync("node_modules/roam-ts") !== process.cwd()) process.exit(1)' >/dev/null 2>&1; then
   npm ci --no-audit --no-fund
 fi
 # A native addon added after node_modules was installed (e.g. native/shm): build it.
