@@ -4,12 +4,14 @@
  * and flow-control mechanisms come from backends.
  */
 import { linkDiagnostics, trackLink, type LinkDiagnostics } from "./diagnostics.js";
-import { checkMetadataLimits, dataPayload, type AcceptMessage, type ConnectMessage, type Message, type Metadata, type RejectMessage } from "../wire/message.js";
+import { dataPayload, type Message, type Metadata } from "../wire/message.js";
 import { openConnection, type Connection, type ConnectionControl, type ConnectionOwner, type Dispatcher } from "./connection.js";
-import { ConnectionClosedError, ConnectionRejectedError, EncodeFailedError, ProtocolViolation, type RoamError } from "./errors.js";
+import { ConnectionTable, RECENT_CONNECTION_IDS, type IncomingConnection } from "./connection-table.js";
+import { ConnectionClosedError, ProtocolViolation, type RoamError } from "./errors.js";
 import { CreditMessageFlowControl, type FlowControlBackend } from "./flow.js";
 import type { HandshakeBackend, Negotiated } from "./handshake.js";
 import { DEFAULT_THRESHOLDS, type PressureThresholds } from "./pressure.js";
+import { InboundPacer } from "./inbound.js";
 import type { MessageTransport, TransportSink } from "./transport.js";
 
 export interface LinkOptions {
@@ -62,89 +64,28 @@ export const DEFAULT_LINK_LIMITS = {
   maxChannels: 4096,
   maxConnections: 1024,
   /** Closed connection ids and abandoned Connect ids remembered (to tell late from unknown). */
-  recentIds: 4096,
+  recentIds: RECENT_CONNECTION_IDS,
 } as const;
-
-/** A set of recently ended ids with a fixed capacity (the oldest is forgotten). */
-class RecentSet {
-  private readonly set = new Set<number>();
-  constructor(private readonly limit: number) {}
-  add(id: number): void {
-    this.set.delete(id);
-    this.set.add(id);
-    if (this.set.size > this.limit) this.set.delete(this.set.values().next().value as number);
-  }
-  has(id: number): boolean {
-    return this.set.has(id);
-  }
-  delete(id: number): boolean {
-    return this.set.delete(id);
-  }
-}
 
 /** Default of `LinkOptions.replyHighWaterMark`. */
 export const DEFAULT_REPLY_HIGH_WATER_MARK = 2 * 1024 * 1024;
-/**
- * Messages held while reading is paused: what was already read when the
- * pause began (the rest of one read). A transport that cannot pause reading
- * (a browser WebSocket) ends the link instead of holding more than this.
- */
-const MAX_DEFERRED_MESSAGES = 65_536;
-/**
- * Time one link may spend handling received messages in one turn of the
- * event loop: a read can hold thousands of messages, each starting a
- * handler, and the rest waits for the next turn (timers, other links).
- */
-const TURN_BUDGET_MS = 10;
-/** Runs `f` in a later turn of the event loop (browsers have no setImmediate). */
-const nextTurn: (f: () => void) => void = typeof setImmediate === "function" ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
-
-/** A Connect received while listening: accept or reject it. */
-export interface IncomingConnection {
-  readonly metadata: Metadata;
-  /** Accepts; the returned connection is usable at once. */
-  accept(dispatcher: Dispatcher | null, metadata?: Metadata): Connection;
-  reject(reason: string, metadata?: Metadata): void;
-}
-
-interface PendingConnect {
-  resolve: (c: Connection) => void;
-  reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout>;
-  dispatcher: Dispatcher | null;
-}
-
 export class Link implements ConnectionOwner {
   readonly initiator: boolean;
   private negotiated: Negotiated | null = null;
   private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private readonly connections = new Map<number, ConnectionControl>();
-  private readonly recentlyClosed = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
-  /** Connect request ids we gave up on (timeout): a late Accept for one is expected. */
-  private readonly abandonedConnects = new RecentSet(DEFAULT_LINK_LIMITS.recentIds);
-  private nextConnId = 1;
-  private nextConnectRequestId = 1;
-  private readonly pendingConnects = new Map<number, PendingConnect>();
-  private readonly peerConnectIds = new Set<number>();
-  private listening = false;
-  private backlog: IncomingConnection[] = [];
-  private backlogWaiter: ((v: IteratorResult<IncomingConnection>) => void) | null = null;
-  private autoAccept: ((metadata: Metadata) => Dispatcher | null) | null = null;
+  /** Connection 0 and the virtual connections. */
+  private readonly connections: ConnectionTable;
   private closedError: RoamError | null = null;
   private closeListeners: ((e: RoamError) => void)[] = [];
   private preHandshake: Message[] = [];
-  /** Reading is paused: replies back up (see replyHighWaterMark). */
-  private inboundPaused = false;
-  private deferred: Message[] = [];
-  private deferredHead = 0;
-  private readonly replyMark: number;
+  /** Paces reading: per-turn budget and backpressure from our replies (see replyHighWaterMark). */
+  private readonly inbound: InboundPacer;
   readonly root: Connection;
   readonly flow: FlowControlBackend;
   readonly thresholds: PressureThresholds;
   readonly exposeHandlerErrors: boolean;
   readonly maxInFlightCalls: number;
   readonly maxChannels: number;
-  private readonly maxConnections: number;
   /** performance.now() of the last message received. */
   private lastReceived = performance.now();
   private idleTimer: ReturnType<typeof setInterval> | null = null;
@@ -156,17 +97,33 @@ export class Link implements ConnectionOwner {
     this.initiator = options.initiator;
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...options.thresholds };
     this.exposeHandlerErrors = options.exposeHandlerErrors ?? true;
-    this.replyMark = options.replyHighWaterMark ?? DEFAULT_REPLY_HIGH_WATER_MARK;
     this.maxInFlightCalls = options.maxInFlightCalls ?? DEFAULT_LINK_LIMITS.maxInFlightCalls;
     this.maxChannels = options.maxChannels ?? DEFAULT_LINK_LIMITS.maxChannels;
-    this.maxConnections = options.maxConnections ?? DEFAULT_LINK_LIMITS.maxConnections;
     const send = (m: Message) => this.send(m);
     this.flow = options.flowControl
       ? options.flowControl(send)
       : new CreditMessageFlowControl((connId, channelId, bytes) => this.send({ type: "Credit", connId, channelId, bytes }));
     const root = openConnection(0, this, options.dispatcher ?? null);
     this.root = root.connection;
-    this.connections.set(0, root);
+    this.connections = new ConnectionTable(
+      {
+        send,
+        open: (connId, dispatcher, metadata) => openConnection(connId, this, dispatcher, metadata),
+        closedError: () => this.closedError,
+        ready: () => this.ready(),
+        connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+        acceptBacklog: options.acceptBacklog ?? 128,
+        maxConnections: options.maxConnections ?? DEFAULT_LINK_LIMITS.maxConnections,
+      },
+      root,
+    );
+    this.inbound = new InboundPacer({
+      transport,
+      replyMark: options.replyHighWaterMark ?? DEFAULT_REPLY_HIGH_WATER_MARK,
+      handle: (m) => this.handle(m),
+      isClosed: () => this.closedError !== null,
+      overflow: (reason) => this.close(reason),
+    });
     trackLink(this);
   }
 
@@ -284,7 +241,7 @@ export class Link implements ConnectionOwner {
     const control = this.connections.get(conn.connId);
     if (control === undefined || control.connection !== conn) return;
     this.send({ type: "Goodbye", connId: conn.connId, reason });
-    this.forget(control, new ConnectionClosedError(reason || undefined, "local"));
+    this.connections.forget(control, new ConnectionClosedError(reason || undefined, "local"));
   }
 
   handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void {
@@ -306,25 +263,8 @@ export class Link implements ConnectionOwner {
    * Opens a virtual connection (core.conn.open). `dispatcher` serves calls the
    * peer makes on it. Rejects with ConnectionRejectedError on Reject.
    */
-  async connect(options: { metadata?: Metadata; dispatcher?: Dispatcher | null; timeoutMs?: number } = {}): Promise<Connection> {
-    await this.ready();
-    if (this.closedError) throw this.closedError;
-    const metadata = options.metadata ?? [];
-    const problem = checkMetadataLimits(metadata);
-    if (problem) throw new EncodeFailedError("Connect metadata", `${problem} (call.metadata.limits)`);
-    const requestId = this.nextConnectRequestId++;
-    const timeoutMs = options.timeoutMs ?? this.options.connectTimeoutMs ?? 30_000;
-    return new Promise<Connection>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.pendingConnects.delete(requestId)) {
-          this.abandonedConnects.add(requestId);
-          reject(new ConnectionRejectedError(`no Accept or Reject within ${timeoutMs} ms (message.connect.timeout)`, []));
-        }
-      }, timeoutMs);
-      timer.unref?.();
-      this.pendingConnects.set(requestId, { resolve, reject, timer, dispatcher: options.dispatcher ?? null });
-      this.send({ type: "Connect", requestId, metadata });
-    });
+  connect(options: { metadata?: Metadata; dispatcher?: Dispatcher | null; timeoutMs?: number } = {}): Promise<Connection> {
+    return this.connections.connect(options);
   }
 
   /**
@@ -332,142 +272,22 @@ export class Link implements ConnectionOwner {
    * yields each Connect to accept or reject. Leaving the loop stops listening.
    */
   incomingConnections(): AsyncIterableIterator<IncomingConnection> {
-    this.listening = true;
-    const self = this;
-    const it: AsyncIterableIterator<IncomingConnection> = {
-      next(): Promise<IteratorResult<IncomingConnection>> {
-        const c = self.backlog.shift();
-        if (c) return Promise.resolve({ value: c, done: false });
-        if (self.closedError || !self.listening) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          self.backlogWaiter = resolve;
-        });
-      },
-      async return(): Promise<IteratorResult<IncomingConnection>> {
-        self.stopListening();
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator]() {
-        return it;
-      },
-    };
-    return it;
+    return this.connections.incomingConnections();
   }
 
   /** Accepts every virtual connection, serving it with `dispatcherFor(metadata)`. */
   acceptConnections(dispatcherFor: (metadata: Metadata) => Dispatcher | null): void {
-    this.listening = true;
-    this.autoAccept = dispatcherFor;
+    this.connections.acceptConnections(dispatcherFor);
   }
 
   /** Stops listening; Connects still queued are rejected. */
   stopListening(): void {
-    this.listening = false;
-    this.autoAccept = null;
-    const queued = this.backlog;
-    this.backlog = [];
-    for (const c of queued) c.reject("not listening");
-    const w = this.backlogWaiter;
-    this.backlogWaiter = null;
-    w?.({ value: undefined, done: true });
+    this.connections.stopListening();
   }
 
   /** Live connections (including 0). */
   get connectionCount(): number {
     return this.connections.size;
-  }
-
-  private allocateConnId(): number {
-    while (this.connections.has(this.nextConnId) || this.recentlyClosed.has(this.nextConnId)) this.nextConnId++;
-    return this.nextConnId++;
-  }
-
-  private onConnect(m: ConnectMessage): void {
-    const problem = checkMetadataLimits(m.metadata);
-    if (problem) throw new ProtocolViolation("call.metadata.limits", `Connect metadata: ${problem}`, 0);
-    if (this.peerConnectIds.has(m.requestId)) {
-      throw new ProtocolViolation("message.connect.request-id", `Connect request id ${m.requestId} is already in flight`, 0);
-    }
-    const reject = (reason: string, metadata: Metadata = []) => {
-      this.peerConnectIds.delete(m.requestId);
-      this.send({ type: "Reject", requestId: m.requestId, reason, metadata });
-    };
-    if (!this.listening) {
-      reject("not listening");
-      return;
-    }
-    // r[message.reject.response]: over the limit is a Reject, not growth.
-    if (this.connections.size - 1 + this.backlog.length + this.peerConnectIds.size >= this.maxConnections) {
-      reject(`too many connections: ${this.maxConnections} are open on this link (maxConnections)`);
-      return;
-    }
-    this.peerConnectIds.add(m.requestId);
-    let settled = false;
-    const incoming: IncomingConnection = {
-      metadata: m.metadata,
-      accept: (dispatcher, metadata = []) => {
-        if (settled) throw new Error("this connection request was already accepted or rejected");
-        if (this.closedError) throw this.closedError;
-        settled = true;
-        this.peerConnectIds.delete(m.requestId);
-        const connId = this.allocateConnId();
-        const conn = openConnection(connId, this, dispatcher, m.metadata);
-        this.connections.set(connId, conn);
-        this.send({ type: "Accept", requestId: m.requestId, connId, metadata });
-        return conn.connection;
-      },
-      reject: (reason, metadata = []) => {
-        if (settled) return;
-        settled = true;
-        reject(reason, metadata);
-      },
-    };
-    if (this.autoAccept) {
-      incoming.accept(this.autoAccept(m.metadata));
-      return;
-    }
-    if (this.backlog.length >= (this.options.acceptBacklog ?? 128)) {
-      incoming.reject("backlog full");
-      return;
-    }
-    const w = this.backlogWaiter;
-    if (w) {
-      this.backlogWaiter = null;
-      w({ value: incoming, done: false });
-    } else {
-      this.backlog.push(incoming);
-    }
-  }
-
-  private onAccept(m: AcceptMessage): void {
-    const pc = this.pendingConnects.get(m.requestId);
-    if (m.connId === 0 || this.connections.has(m.connId)) {
-      throw new ProtocolViolation("core.conn.id-allocation", `Accept assigned connection id ${m.connId}, which is ${m.connId === 0 ? "reserved" : "in use"}`, 0);
-    }
-    if (!pc) {
-      if (!this.abandonedConnects.delete(m.requestId)) {
-        throw new ProtocolViolation("message.accept.response", `Accept for Connect request ${m.requestId}, which is not in flight`, 0);
-      }
-      // Late Accept for a Connect we gave up on: close that connection again.
-      this.send({ type: "Goodbye", connId: m.connId, reason: "message.connect.timeout: Connect was abandoned" });
-      this.recentlyClosed.add(m.connId);
-      return;
-    }
-    this.pendingConnects.delete(m.requestId);
-    clearTimeout(pc.timer);
-    const problem = checkMetadataLimits(m.metadata);
-    if (problem) throw new ProtocolViolation("call.metadata.limits", `Accept metadata: ${problem}`, 0);
-    const conn = openConnection(m.connId, this, pc.dispatcher, m.metadata);
-    this.connections.set(m.connId, conn);
-    pc.resolve(conn.connection);
-  }
-
-  private onReject(m: RejectMessage): void {
-    const pc = this.pendingConnects.get(m.requestId);
-    if (!pc) return;
-    this.pendingConnects.delete(m.requestId);
-    clearTimeout(pc.timer);
-    pc.reject(new ConnectionRejectedError(m.reason, m.metadata));
   }
 
   // --- receiving ----------------------------------------------------------------
@@ -476,84 +296,19 @@ export class Link implements ConnectionOwner {
     if (this.closedError) return;
     const now = performance.now();
     this.lastReceived = now;
-    if (this.inboundPaused) {
-      // The rest of a read that arrived as the pause began: keep the order.
-      if (this.deferred.length - this.deferredHead >= MAX_DEFERRED_MESSAGES) {
-        this.close(`flow.backpressure: the peer sent more than ${MAX_DEFERRED_MESSAGES} messages without reading our replies`);
-        return;
-      }
-      this.deferred.push(m);
-      return;
-    }
-    if (this.turnStart === 0) {
-      this.turnStart = now;
-      nextTurn(this.endTurn);
-    }
-    this.handle(m);
-    if (this.transport.replyBacklog !== undefined && this.transport.replyBacklog() > this.replyMark) this.pauseInbound();
-    else if (performance.now() - this.turnStart > TURN_BUDGET_MS) this.yieldInbound();
+    this.inbound.receive(m, now);
   }
-
-  /** performance.now() when this turn's first message was handled (0: none yet). */
-  private turnStart = 0;
-  private readonly endTurn = (): void => {
-    this.turnStart = 0;
-  };
-
-  /** This turn's budget is spent: hold what else arrives and go on in the next turn. */
-  private yieldInbound(): void {
-    if (this.inboundPaused || this.closedError) return;
-    this.inboundPaused = true;
-    this.transport.pauseReading?.();
-    nextTurn(this.resumeInbound);
-  }
-
-  /** Replies back up: stop reading until they drained to half the mark. */
-  private pauseInbound(): void {
-    const t = this.transport;
-    if (this.inboundPaused || this.closedError || t.onReplyDrain === undefined) return;
-    this.inboundPaused = true;
-    t.pauseReading?.();
-    // Resume in a later turn: the drain can be reported from the write's
-    // own callback, and resuming there would chain turn-less work.
-    t.onReplyDrain(this.replyMark / 2, () => nextTurn(this.resumeInbound));
-  }
-
-  private readonly resumeInbound = (): void => {
-    this.inboundPaused = false;
-    if (this.closedError) return;
-    const t = this.transport;
-    const start = performance.now();
-    while (this.deferredHead < this.deferred.length && !this.closedError) {
-      const m = this.deferred[this.deferredHead]!;
-      this.deferred[this.deferredHead++] = undefined as never;
-      this.handle(m);
-      if (t.replyBacklog !== undefined && t.replyBacklog() > this.replyMark) {
-        this.pauseInbound();
-        return;
-      }
-      if (performance.now() - start > TURN_BUDGET_MS && this.deferredHead < this.deferred.length) {
-        this.inboundPaused = true;
-        nextTurn(this.resumeInbound);
-        return;
-      }
-    }
-    this.deferred = [];
-    this.deferredHead = 0;
-    if (!this.closedError) t.resumeReading?.();
-  };
 
   /** Closes the link if nothing happened for `idle` ms and nothing is in flight. */
   private checkIdle(idle: number): void {
     if (this.closedError || performance.now() - this.lastReceived < idle) return;
-    if (this.pendingConnects.size > 0 || this.backlog.length > 0) return;
-    for (const c of this.connections.values()) if (c.connection.pendingCalls > 0 || c.connection.servingCalls > 0 || c.channels.openCount > 0) return;
+    if (!this.connections.quiet) return;
     this.close(`idle: no message for ${idle} ms and nothing in flight (idleTimeoutMs)`);
   }
 
   /** Whether reading from the peer is paused because our replies back up. */
   get readingPaused(): boolean {
-    return this.inboundPaused;
+    return this.inbound.paused;
   }
 
   private handle(m: Message): void {
@@ -566,13 +321,13 @@ export class Link implements ConnectionOwner {
         case "Hello":
           throw new ProtocolViolation("message.hello.ordering", "Hello received after the handshake", 0);
         case "Connect":
-          this.onConnect(m);
+          this.connections.onConnect(m);
           return;
         case "Accept":
-          this.onAccept(m);
+          this.connections.onAccept(m);
           return;
         case "Reject":
-          this.onReject(m);
+          this.connections.onReject(m);
           return;
         case "Goodbye":
           this.onGoodbye(m.connId, m.reason);
@@ -580,7 +335,7 @@ export class Link implements ConnectionOwner {
         default: {
           const conn = this.connections.get(m.connId);
           if (conn === undefined) {
-            if (this.recentlyClosed.has(m.connId)) return; // crossed our Goodbye
+            if (this.connections.recentlyClosed(m.connId)) return; // crossed our Goodbye
             throw new ProtocolViolation("message.conn-id", `${m.type} for unknown connection ${m.connId}`, 0);
           }
           try {
@@ -615,20 +370,14 @@ export class Link implements ConnectionOwner {
     }
     const conn = this.connections.get(connId);
     if (!conn) return;
-    this.forget(conn, new ConnectionClosedError(reason || undefined, "remote"));
-  }
-
-  private forget(conn: ConnectionControl, error: RoamError): void {
-    this.connections.delete(conn.connection.connId);
-    this.recentlyClosed.add(conn.connection.connId);
-    conn.teardown(error);
+    this.connections.forget(conn, new ConnectionClosedError(reason || undefined, "remote"));
   }
 
   private connectionViolation(conn: ConnectionControl, v: ProtocolViolation): void {
     const connId = conn.connection.connId;
     this.report({ rule: v.rule, reason: v.reason, direction: "sent", connId });
     this.send({ type: "Goodbye", connId, reason: v.reason });
-    this.forget(conn, new ConnectionClosedError(v.reason, "local", v));
+    this.connections.forget(conn, new ConnectionClosedError(v.reason, "local", v));
   }
 
   private linkViolation(v: ProtocolViolation, direction: "sent"): void {
@@ -661,16 +410,8 @@ export class Link implements ConnectionOwner {
     this.closedError = error;
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
     this.idleTimer = null;
-    this.deferred = [];
-    this.deferredHead = 0;
-    for (const conn of this.connections.values()) conn.teardown(error);
-    this.connections.clear();
-    for (const pc of this.pendingConnects.values()) {
-      clearTimeout(pc.timer);
-      pc.reject(error);
-    }
-    this.pendingConnects.clear();
-    this.stopListening();
+    this.inbound.clear();
+    this.connections.shutdown(error);
     const rw = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of rw) w.reject(error);
