@@ -10,36 +10,22 @@
  *   const link = establishHostPeer(host, ticket.peerId, serve(HostApi, impl));
  *   const cell = client(CellApi, link.root);
  */
-import { resolveLimits } from "../limits.js";
 import { diagnosticsRegistry, type ShmGuestDiagnostics, type ShmHostDiagnostics } from "../../session/diagnostics.js";
 import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import type { Socket } from "node:net";
-import * as os from "node:os";
-import * as path from "node:path";
 import type { Worker } from "node:worker_threads";
 import type { Link } from "../../session/link.js";
-import { FileBacking, MemoryBacking, type Backing } from "./backing.js";
+import type { Backing } from "./backing.js";
 import { ShmPeerGoneError, type DeathCause } from "./errors.js";
-import { computeLayout, DEFAULT_SEGMENT_CONFIG, PeerState, type SegmentConfig } from "./layout.js";
+import { hubConfig, openHubBacking, removeHubFile, type HubSegmentOptions } from "./hub-segment.js";
+import { PeerState, type SegmentConfig } from "./layout.js";
 import { assessPeer, DETACHED } from "./peer-watch.js";
 import { Segment } from "./segment.js";
 import { SpawnTicket, WakerSlot } from "./spawn.js";
 import { ShmTransport } from "./transport.js";
 import { AtomicsWaker, DoorbellWaker, PollWaker } from "./waker.js";
 
-export interface ShmHostOptions extends Partial<SegmentConfig> {
-  /**
-   * "file" (default): a file mapped by the native addon — guests may be other
-   * processes or worker threads. "memory": a growable SharedArrayBuffer, pure
-   * JS — worker-thread guests only.
-   */
-  backing?: "file" | "memory";
-  /** Segment file (default `/dev/shm/roam-hub-<pid>-<random>`, or the temp dir without /dev/shm). */
-  path?: string;
-  /** File mode of the segment (default 0600, r[shm.file.permissions]). */
-  fileMode?: number;
+export interface ShmHostOptions extends HubSegmentOptions {
   /** A spawned guest that has not attached after this long is killed (default 10 s). */
   attachTimeoutMs?: number;
   /** How long `close()` (and a link closed by the host) waits for guests to detach (default 2 s). */
@@ -89,29 +75,6 @@ interface HostPeer {
   killTimer: ReturnType<typeof setTimeout> | null;
   attachWaiters: { resolve: () => void; reject: (e: Error) => void }[];
   reclaimWaiters: (() => void)[];
-}
-
-const liveFiles = new Set<string>();
-let exitHookInstalled = false;
-function rememberFile(p: string): void {
-  liveFiles.add(p);
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // r[shm.file.cleanup]: best effort when the process ends without close().
-  process.on("exit", () => {
-    for (const f of liveFiles) {
-      try {
-        fs.unlinkSync(f);
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-function defaultPath(): string {
-  const dir = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
-  return path.join(dir, `roam-hub-${process.pid}-${randomBytes(6).toString("hex")}`);
 }
 
 export interface ShmHostStats {
@@ -174,39 +137,13 @@ export class ShmHost {
 
   /** Creates the hub: a new segment (replacing a stale file at the same path). */
   static create(options: ShmHostOptions = {}): ShmHost {
-    // The same resolver as every other transport (transport/limits.ts); the
-    // segment header carries the result (no Hello on SHM: shm.handshake.no-negotiation).
-    const limits = resolveLimits(
-      { maxPayloadSize: options.maxPayloadSize, initialChannelCredit: options.initialCredit },
-      { maxPayloadSize: DEFAULT_SEGMENT_CONFIG.maxPayloadSize, initialChannelCredit: DEFAULT_SEGMENT_CONFIG.initialCredit },
-    );
-    const config: SegmentConfig = {
-      maxPayloadSize: limits.maxPayloadSize,
-      initialCredit: limits.initialChannelCredit,
-      maxGuests: options.maxGuests ?? DEFAULT_SEGMENT_CONFIG.maxGuests,
-      bipbufCapacity: options.bipbufCapacity ?? DEFAULT_SEGMENT_CONFIG.bipbufCapacity,
-      inlineThreshold: options.inlineThreshold ?? DEFAULT_SEGMENT_CONFIG.inlineThreshold,
-      maxChannels: options.maxChannels ?? DEFAULT_SEGMENT_CONFIG.maxChannels,
-      heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_SEGMENT_CONFIG.heartbeatIntervalMs,
-      sizeClasses: (options.sizeClasses ?? DEFAULT_SEGMENT_CONFIG.sizeClasses).map((k) => ({ ...k })),
-    };
-    const layout = computeLayout(config);
-    let backing: Backing;
-    if (options.backing === "memory") {
-      backing = new MemoryBacking(layout.totalSize, layout.maxSize);
-    } else {
-      const p = options.path ?? defaultPath();
-      backing = FileBacking.create(p, layout.totalSize, layout.maxSize, options.fileMode ?? 0o600);
-      rememberFile(p);
-    }
+    const config = hubConfig(options);
+    const backing = openHubBacking(options, config);
     try {
       return new ShmHost(backing, config, options);
     } catch (e) {
       backing.close();
-      if (backing.path) {
-        fs.rmSync(backing.path, { force: true });
-        liveFiles.delete(backing.path);
-      }
+      if (backing.path) removeHubFile(backing.path);
       throw e;
     }
   }
@@ -570,10 +507,7 @@ export class ShmHost {
       for (const peer of [...this.peers.values()]) this.reclaim(peer);
       clearInterval(this.monitor);
       this.backing.close();
-      if (this.path) {
-        fs.rmSync(this.path, { force: true });
-        liveFiles.delete(this.path);
-      }
+      if (this.path) removeHubFile(this.path);
     })();
     return this.closed;
   }
