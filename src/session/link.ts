@@ -69,7 +69,7 @@ export const DEFAULT_LINK_LIMITS = {
 
 /** Default of `LinkOptions.replyHighWaterMark`. */
 export const DEFAULT_REPLY_HIGH_WATER_MARK = 2 * 1024 * 1024;
-export class Link implements ConnectionOwner {
+export class Link {
   readonly initiator: boolean;
   private negotiated: Negotiated | null = null;
   private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -103,12 +103,33 @@ export class Link implements ConnectionOwner {
     this.flow = options.flowControl
       ? options.flowControl(send)
       : new CreditMessageFlowControl((connId, channelId, bytes) => this.send({ type: "Credit", connId, channelId, bytes }));
-    const root = openConnection(0, this, options.dispatcher ?? null);
+    // What connections may ask of their link (not part of the Link's own API).
+    const link = this;
+    const owner: ConnectionOwner = {
+      initiator: this.initiator,
+      get maxPayloadSize() {
+        return link.maxPayloadSize;
+      },
+      get initialCredit() {
+        return link.initialCredit;
+      },
+      flow: this.flow,
+      thresholds: this.thresholds,
+      exposeHandlerErrors: this.exposeHandlerErrors,
+      maxInFlightCalls: this.maxInFlightCalls,
+      maxChannels: this.maxChannels,
+      send,
+      closeConnection: (conn, reason) => this.closeConnection(conn, reason),
+      handlerError: (error, info) => this.handlerError(error, info),
+      handshakePending: () => this.handshakePending(),
+      writable: () => this.writable(),
+    };
+    const root = openConnection(0, owner, options.dispatcher ?? null);
     this.root = root.connection;
     this.connections = new ConnectionTable(
       {
         send,
-        open: (connId, dispatcher, metadata) => openConnection(connId, this, dispatcher, metadata),
+        open: (connId, dispatcher, metadata) => openConnection(connId, owner, dispatcher, metadata),
         closedError: () => this.closedError,
         ready: () => this.ready(),
         connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
@@ -168,7 +189,7 @@ export class Link implements ConnectionOwner {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  writable(): Promise<void> | undefined {
+  private writable(): Promise<void> | undefined {
     return this.closedError ? undefined : this.transport.writable();
   }
 
@@ -217,9 +238,9 @@ export class Link implements ConnectionOwner {
     for (const w of ws) w.resolve();
   }
 
-  // --- ConnectionOwner ---------------------------------------------------------
+  // --- what connections ask of the link (through their ConnectionOwner) ----------
 
-  send(m: Message): void {
+  private send(m: Message): void {
     if (this.closedError) return;
     if (!this.negotiated) {
       // r[message.hello.ordering]: hold everything until both Hellos; copy the
@@ -233,7 +254,7 @@ export class Link implements ConnectionOwner {
     if (m.type === "Credit") this.transport.flush();
   }
 
-  closeConnection(conn: Connection, reason: string): void {
+  private closeConnection(conn: Connection, reason: string): void {
     if (conn.connId === 0) {
       this.close(reason);
       return;
@@ -244,7 +265,7 @@ export class Link implements ConnectionOwner {
     this.connections.forget(control, new ConnectionClosedError(reason || undefined, "local"));
   }
 
-  handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void {
+  private handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void {
     const hook = this.options.onHandlerError;
     if (hook) {
       try {
