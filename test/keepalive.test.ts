@@ -9,7 +9,8 @@ import * as fs from "node:fs";
 import { WebSocket, WebSocketServer } from "ws";
 import { t, defineService, method, arg, serve, client, ReconnectingClient, Link, WebSocketTransport, type WebSocketLike } from "../src/index.js";
 import { connectTcp, connectWebSocket, listenTcp, listenWebSocket } from "../src/node.js";
-import { linkOptions } from "../src/transport/link-options.js";
+import { resolveLinkOptions } from "../src/transport/link-options.js";
+import { openLink } from "../src/transport/open-link.js";
 import { until } from "./helpers/reconnect-fixture.js";
 
 const Svc = defineService("KeepAlive", { echo: method([arg("s", t.string)], t.string) });
@@ -88,9 +89,8 @@ test("a reconnecting WebSocket client leaves a peer that went silent and finishe
   const silentLinks: Link[] = [];
   const hung = serve(Svc, { echo: () => new Promise<string>(() => undefined) });
   wss.on("connection", (ws) => {
-    const l = new Link(new WebSocketTransport(ws as unknown as WebSocketLike), linkOptions(false, { dispatcher: hung }));
+    const l = openLink(new WebSocketTransport(ws as unknown as WebSocketLike), { ...resolveLinkOptions({ dispatcher: hung }), initiator: false });
     silentLinks.push(l);
-    void l.start().catch(() => undefined);
   });
   const good = await listenWebSocket({ port: 0, dispatcher: dispatcher() });
   const urls = [`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, `ws://127.0.0.1:${good.port}/`];

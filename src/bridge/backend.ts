@@ -4,8 +4,9 @@
  */
 import type { Connection, Dispatcher } from "../session/connection.js";
 import { ConnectionClosedError } from "../session/errors.js";
-import { Link } from "../session/link.js";
-import { linkOptions, type PeerOptions } from "../transport/link-options.js";
+import type { Link } from "../session/link.js";
+import { resolveLinkOptions, type PeerOptions } from "../transport/link-options.js";
+import { openLink } from "../transport/open-link.js";
 import { memoryTransportPair } from "./memory-transport.js";
 
 /**
@@ -38,9 +39,10 @@ class LocalBackend implements BridgeBackend {
 
   constructor(dispatcher: Dispatcher, peer: PeerOptions) {
     const [a, b] = memoryTransportPair();
-    this.client = new Link(a, linkOptions(true, { ...peer, dispatcher: null }));
-    this.server = new Link(b, linkOptions(false, { ...peer, dispatcher }));
-    this.ready = Promise.all([this.client.start(), this.server.start()]).then(() => undefined);
+    const resolved = resolveLinkOptions(peer);
+    this.client = openLink(a, { ...resolved, dispatcher: null, initiator: true });
+    this.server = openLink(b, { ...resolved, dispatcher, initiator: false });
+    this.ready = Promise.all([this.client.ready(), this.server.ready()]).then(() => undefined);
     // A failed start shows up as a rejected call; do not leave it unhandled here.
     this.ready.catch(() => {});
   }

@@ -11,11 +11,12 @@ import * as net from "node:net";
 import * as nodePath from "node:path";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Dispatcher } from "../session/connection.js";
-import { Link } from "../session/link.js";
+import type { Link } from "../session/link.js";
 import { diagnosticsRegistry, type ServerDiagnostics } from "../session/diagnostics.js";
 import type { MessageTransport } from "../session/transport.js";
-import { resolveLimits, type ResolvedLimits } from "./limits.js";
-import { linkOptions, wireAcceptConnections, type PeerOptions } from "./link-options.js";
+import type { ResolvedLimits } from "./limits.js";
+import { resolveLinkOptions, type PeerOptions, type ResolvedLinkOptions } from "./link-options.js";
+import { openLink } from "./open-link.js";
 import { StreamTransport } from "./stream.js";
 import { WebSocketTransport, type WebSocketLike } from "./websocket.js";
 import { WsFrameWriter } from "./ws-frames.js";
@@ -71,10 +72,15 @@ export class RoamServer {
     readonly port: number | undefined,
     readonly path: string | undefined,
     private readonly options: ServerOptions,
-    /** The limits every link of this server uses (resolved once). */
-    readonly limits: ResolvedLimits = resolveLimits(options),
+    /** What every link of this server is opened with (resolved once, server defaults first). */
+    private readonly linkOptions: ResolvedLinkOptions = resolveServerOptions(options),
   ) {
     diagnosticsRegistry.sources.add(this);
+  }
+
+  /** The limits every link of this server uses (resolved once). */
+  get limits(): ResolvedLimits {
+    return this.linkOptions.limits;
   }
 
   /** A snapshot of every link: connections, calls in flight, open channels. */
@@ -99,15 +105,10 @@ export class RoamServer {
       transport.close();
       return null;
     }
-    const link = new Link(
-      transport,
-      linkOptions(false, { handshakeTimeoutMs: SERVER_DEFAULTS.handshakeTimeoutMs, idleTimeoutMs: SERVER_DEFAULTS.idleTimeoutMs, ...o }, this.limits),
-    );
-    if (o.dispatcherFor) link.root.setDispatcher(o.dispatcherFor(link));
-    wireAcceptConnections(link, o);
+    const link = openLink(transport, { ...this.linkOptions, initiator: false, dispatcherFor: o.dispatcherFor });
     this.links.add(link);
     link.onClose(() => this.links.delete(link));
-    link.start().then(
+    link.ready().then(
       () => o.onLink?.(link),
       () => {
         // handshake failed: the link reported it and closed
@@ -124,6 +125,11 @@ export class RoamServer {
     for (const l of [...this.links]) l.close(reason);
     await this.stopListening();
   }
+}
+
+/** A server's link options: its defaults (SERVER_DEFAULTS), then the user's, then the limits. */
+function resolveServerOptions(o: ServerOptions): ResolvedLinkOptions {
+  return resolveLinkOptions(o, { handshakeTimeoutMs: SERVER_DEFAULTS.handshakeTimeoutMs, idleTimeoutMs: SERVER_DEFAULTS.idleTimeoutMs });
 }
 
 function streamTransportFor(socket: net.Socket, limits: ResolvedLimits, description: string, keepAlive: KeepAliveOptions): StreamTransport {
@@ -149,15 +155,15 @@ function closeNetServer(server: net.Server | http.Server): Promise<void> {
 /** Serves roam over TCP (COBS framing). `port: 0` picks a free port. */
 export async function listenTcp(o: ServerOptions & { host?: string; port?: number }): Promise<RoamServer> {
   const host = o.host ?? "127.0.0.1";
-  const limits = resolveLimits(o);
+  const resolved = resolveServerOptions(o);
   let rs: RoamServer | null = null;
   const server = net.createServer((socket) => {
     if (rs!.full) return void socket.destroy();
-    rs!.adopt(streamTransportFor(socket, limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`, o));
+    rs!.adopt(streamTransportFor(socket, resolved.limits, `tcp ${socket.remoteAddress}:${socket.remotePort}`, o));
   });
   await listenNet(server, (cb) => server.listen(o.port ?? 0, host, cb));
   const addr = server.address() as net.AddressInfo;
-  rs = new RoamServer(() => closeNetServer(server), `tcp://${urlHost(host)}:${addr.port}`, addr.port, undefined, o, limits);
+  rs = new RoamServer(() => closeNetServer(server), `tcp://${urlHost(host)}:${addr.port}`, addr.port, undefined, o, resolved);
   return rs;
 }
 
@@ -168,11 +174,11 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
   } catch {
     // not there
   }
-  const limits = resolveLimits(o);
+  const resolved = resolveServerOptions(o);
   let rs: RoamServer | null = null;
   const server = net.createServer((socket) => {
     if (rs!.full) return void socket.destroy();
-    rs!.adopt(streamTransportFor(socket, limits, `unix ${o.path}`, o));
+    rs!.adopt(streamTransportFor(socket, resolved.limits, `unix ${o.path}`, o));
   });
   await listenNet(server, (cb) => server.listen(o.path, cb));
   rs = new RoamServer(
@@ -188,7 +194,7 @@ export async function listenUnix(o: ServerOptions & { path: string }): Promise<R
     undefined,
     o.path,
     o,
-    limits,
+    resolved,
   );
   return rs;
 }
@@ -215,7 +221,8 @@ export async function listenWebSocket(
     );
   const ownsServer = !o.server;
   if (ownsServer) await listenNet(httpServer as unknown as net.Server, (cb) => httpServer.listen(o.port ?? 0, host, cb));
-  const limits = resolveLimits(o);
+  const resolved = resolveServerOptions(o);
+  const { limits } = resolved;
   const wss = new WebSocketServer({ server: httpServer, path: o.path, maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
   const addr = httpServer.address() as net.AddressInfo;
   let rs: RoamServer | null = null;
@@ -241,21 +248,21 @@ export async function listenWebSocket(
     addr.port,
     undefined,
     o,
-    limits,
+    resolved,
   );
   return rs;
 }
 
 /** Wraps an already-connected Duplex (socket, stdio pair) as the link initiator or acceptor. */
 export async function linkOverStream(stream: net.Socket, o: PeerOptions & KeepAliveOptions & { initiator: boolean; description?: string }): Promise<Link> {
-  const limits = resolveLimits(o);
-  return startLink(streamTransportFor(stream, limits, o.description ?? "stream", o), o, limits);
+  const { initiator, description: _d, ...peer } = o;
+  const resolved = resolveLinkOptions(peer);
+  return started(openLink(streamTransportFor(stream, resolved.limits, o.description ?? "stream", o), { ...resolved, initiator }));
 }
 
-async function startLink(t: MessageTransport, o: PeerOptions & { initiator: boolean }, limits: ResolvedLimits): Promise<Link> {
-  const link = new Link(t, linkOptions(o.initiator, o, limits));
-  wireAcceptConnections(link, o);
-  await link.start();
+/** The link once its handshake completed (rejects with why it closed). */
+async function started(link: Link): Promise<Link> {
+  await link.ready();
   return link;
 }
 
@@ -280,8 +287,8 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & KeepAliv
       },
     },
   } as net.SocketConstructorOpts);
-  const limits = resolveLimits(o);
-  transport = streamTransportFor(socket, limits, description, o);
+  const resolved = resolveLinkOptions(o);
+  transport = streamTransportFor(socket, resolved.limits, description, o);
   const timeoutMs = o.timeoutMs ?? 10_000;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -299,7 +306,7 @@ async function connectStream(opts: net.NetConnectOpts, o: PeerOptions & KeepAliv
     });
     socket.connect(opts);
   });
-  return startLink(transport, { ...o, initiator: true }, limits);
+  return started(openLink(transport, { ...resolved, initiator: true }));
 }
 
 /** Connects over TCP as the link initiator and completes the Hello exchange. */
@@ -315,7 +322,8 @@ export async function connectUnix(o: PeerOptions & KeepAliveOptions & { path: st
 
 /** Connects over WebSocket (Node, with `ws`) as the link initiator. */
 export async function connectWebSocket(url: string, o: PeerOptions & KeepAliveOptions & { timeoutMs?: number } = {}): Promise<Link> {
-  const limits = resolveLimits(o);
+  const resolved = resolveLinkOptions(o);
+  const { limits } = resolved;
   const ws = new WebSocket(url, { maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
   // The upgrade response's socket is the connection the WebSocket runs on;
   // the frame writer batches our frames onto it (client frames are masked).
@@ -344,8 +352,5 @@ export async function connectWebSocket(url: string, o: PeerOptions & KeepAliveOp
     });
   });
   startWebSocketHeartbeat(ws, o);
-  const link = new Link(transport!, linkOptions(true, o, limits));
-  wireAcceptConnections(link, o);
-  await link.start();
-  return link;
+  return started(openLink(transport!, { ...resolved, initiator: true }));
 }

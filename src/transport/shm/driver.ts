@@ -11,7 +11,9 @@
 import type { Dispatcher } from "../../session/connection.js";
 import { ProtocolViolation } from "../../session/errors.js";
 import { ImplicitHandshake } from "../../session/handshake.js";
-import { Link, type LinkOptions } from "../../session/link.js";
+import type { Link, LinkOptions } from "../../session/link.js";
+import { resolveLinkOptions } from "../link-options.js";
+import { openLink } from "../open-link.js";
 import type { Message, Metadata } from "../../wire/message.js";
 import type { ShmGuest } from "./guest.js";
 import type { ShmHost } from "./host.js";
@@ -40,20 +42,16 @@ export interface ShmLinkOptions extends Omit<LinkOptions, "initiator" | "handsha
 }
 
 function makeLink(transport: ShmTransport, segment: Segment, initiator: boolean, dispatcher: Dispatcher | null, o: ShmLinkOptions): Link {
-  const { spinMicros: _s, highWaterMark: _h, maxQueuedBytes: _m, acceptConnections, ...rest } = o;
-  const link = new Link(transport, {
-    ...rest,
+  const { spinMicros: _s, highWaterMark: _h, maxQueuedBytes: _m, ...rest } = o;
+  // The limits are the segment header's (r[shm.handshake.no-negotiation]).
+  const { maxPayloadSize, initialCredit: initialChannelCredit } = segment.config;
+  return openLink(transport, {
+    ...resolveLinkOptions({ ...rest, dispatcher, maxPayloadSize, initialChannelCredit }),
     initiator,
-    dispatcher,
     handshake: new ShmHandshake(segment),
     // The SHM backend never sends a message: the link gets no Credit to send.
     flowControl: () => transport.flow,
   });
-  if (acceptConnections) link.acceptConnections((md) => acceptConnections(md, link));
-  void link.start().catch(() => {
-    // an implicit handshake cannot fail; a link closed at once reports through onClose
-  });
-  return link;
 }
 
 /**
