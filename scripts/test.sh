@@ -45,7 +45,7 @@ bash scripts/ensure-redis.sh
 bash scripts/ensure-curl.sh
 npx tsc -p .
 # Import boundaries (.dependency-cruiser.cjs: the floors codec < schema/wire < ... < apps, no cycles): a violation fails the run.
-npx depcruise --config .dependency-cruiser.cjs src apps bench stress
+npx depcruise --config .dependency-cruiser.cjs src apps bench stress packages
 # Test files run in parallel processes (2 cores); each file bounds its own time.
 rc=0
 # Only *.test.js: `node --test <dir>` would also load every helper module
