@@ -22,7 +22,7 @@ summary() {
 if [ ! -d node_modules ]; then npm ci --no-audit --no-fund; fi
 # node_modules from before a dependency was added (e.g. node-pty, a native addon), or from before
 # the workspaces (no node_modules/roam-ts link to the root for packages/roam-pty): reinstall.
-if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json"); require.resolve("@opentelemetry/sdk-trace-base"); if (require("fs").realpathSync("node_modules/roam-ts") !== process.cwd()) process.exit(1)' >/dev/null 2>&1; then
+if ! node -e 'require("node-pty"); require.resolve("@xterm/xterm/package.json"); require.resolve("@opentelemetry/sdk-trace-base"); require("fs").statSync("node_modules/dependency-cruiser/bin/dependency-cruise.mjs"); if (require("fs").realpathSync("node_modules/roam-ts") !== process.cwd()) process.exit(1)' >/dev/null 2>&1; then
   npm ci --no-audit --no-fund
 fi
 # A native addon added after node_modules was installed (e.g. native/shm): build it.
