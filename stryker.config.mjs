@@ -34,12 +34,23 @@ const scopes = {
     tests: ["flow-credit", "credit-invariants", "shm-units", "channels-guards", "wire-facts", "slow-consumer", "session-protocol", "channels"],
   },
   "session-channels": {
-    mutate: ["src/session/channels.ts"],
-    tests: ["channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels"],
+    mutate: ["src/session/channel/*.ts"],
+    tests: ["channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels", "channel-ids", "session-collaborators"],
   },
   "session-core": {
-    mutate: ["src/session/link.ts", "src/session/connection.ts", "src/session/serve.ts", "src/session/errors.ts", "src/session/transport.ts"],
-    tests: ["wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls"],
+    mutate: [
+      "src/session/link.ts",
+      "src/session/connection-table.ts",
+      "src/session/inbound.ts",
+      "src/session/connection.ts",
+      "src/session/outgoing.ts",
+      "src/session/incoming.ts",
+      "src/session/dispatch.ts",
+      "src/session/serve.ts",
+      "src/session/errors.ts",
+      "src/session/transport.ts",
+    ],
+    tests: ["wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls", "session-collaborators", "link-collaborators"],
   },
 };
 
