@@ -133,6 +133,7 @@ export class ArraySchema<T> extends Schema<T[]> {
     }
     return out;
   }
+  /** @internal */
   override minSize(visiting: Set<Schema<any>>): number {
     return this.length === 0 ? 0 : this.length * minEncodedSize(this.element, visiting);
   }
@@ -254,6 +255,7 @@ export class TupleSchema<A extends readonly Schema<any>[]> extends Schema<InferT
     }
     return out as InferTuple<A>;
   }
+  /** @internal */
   override minSize(visiting: Set<Schema<any>>): number {
     return sumMinSizes(this.elements, visiting);
   }
@@ -301,6 +303,7 @@ export class StructSchema<F extends Fields> extends Schema<InferFields<F>> {
     }
     return out as InferFields<F>;
   }
+  /** @internal */
   override minSize(visiting: Set<Schema<any>>): number {
     return sumMinSizes(this.types, visiting);
   }

@@ -7,13 +7,13 @@ import { checkI128, checkI64, checkU128, checkU64, type Writer } from "../codec/
 import { bad, Schema, type SchemaKind } from "./core.js";
 import type { SigWriter } from "./signature.js";
 
-class PrimSchema<T> extends Schema<T> {
+export class PrimSchema<T> extends Schema<T> {
   constructor(
     readonly kind: SchemaKind,
     readonly sigTag: number,
     readonly encode: (w: Writer, v: T) => void,
     readonly decode: (r: Reader) => T,
-    /** Smallest encoded size: 0 for `()`, 4/8 for floats, 1 for the varint and byte types. */
+    /** @internal Smallest encoded size: 0 for `()`, 4/8 for floats, 1 for the varint and byte types. */
     readonly min = 1,
   ) {
     super();
@@ -21,6 +21,7 @@ class PrimSchema<T> extends Schema<T> {
   writeSig(out: SigWriter): void {
     out.byte(this.sigTag);
   }
+  /** @internal */
   override minSize(): number {
     return this.min;
   }

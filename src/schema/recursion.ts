@@ -35,6 +35,7 @@ export class LazySchema<T> extends Schema<T> {
       depthHolder.depth = d - 1;
     }
   }
+  /** @internal */
   override minSize(visiting: Set<Schema<any>>): number {
     // A type that contains itself without an Option/List/... in between has
     // no finite values; any lower bound will do for it.
