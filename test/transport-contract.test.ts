@@ -18,7 +18,7 @@ import type { Rx } from "../src/session/channel/rx.js";
 import type { Tx } from "../src/session/channel/tx.js";
 import { ConnectionClosedError } from "../src/session/errors.js";
 import type { Link } from "../src/session/link.js";
-import { client, ServiceDispatcher } from "../src/session/serve.js";
+import { client, serve, ServiceDispatcher } from "../src/session/serve.js";
 import type { MessageTransport, TransportSink } from "../src/session/transport.js";
 import { resolveLinkOptions, type PeerOptions } from "../src/transport/link-options.js";
 import { openLink } from "../src/transport/open-link.js";
@@ -29,7 +29,10 @@ import { decodeMessage, encodeMessage, type Message } from "../src/wire/message.
 import { Writer } from "../src/codec/writer.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { contractPair, type ContractTransport } from "./helpers/contract-transport.js";
+import { contractEnd, contractPair, type ContractTransport } from "./helpers/contract-transport.js";
+import { exerciseTestbed, GUEST_SCRIPT } from "./helpers/shm-harness.js";
+import { ShmHandshake } from "../src/transport/shm/driver.js";
+import { ShmHost } from "../src/transport/shm/host.js";
 import { memoryTransportPair } from "./helpers/memory-transport.js";
 import { within } from "./helpers/testbed-server.js";
 
@@ -291,6 +294,64 @@ for (const [kind, make] of KINDS) {
     });
   });
 }
+
+describe("MessageTransport contract over SHM (host end; the guest is a worker thread)", () => {
+  const hosts: ShmHost[] = [];
+  after(async () => {
+    await Promise.all(hosts.map((h) => h.close()));
+  });
+
+  test("calls, bulk payloads and channels with credit, then close", { timeout: 120_000 }, async () => {
+    const host = ShmHost.create({ backing: "memory", initialCredit: 32 * 1024 });
+    hosts.push(host);
+    const ticket = host.addPeer({ name: "worker" });
+    ticket.spawnWorker(GUEST_SCRIPT);
+    // What establishHostPeer does, with the transport under the contract.
+    const inner = host.openTransport(ticket.peerId, {});
+    const end = contractEnd(inner, "shm host");
+    const { maxPayloadSize, initialCredit: initialChannelCredit } = host.segment.config;
+    const link = openLink(end, {
+      ...resolveLinkOptions({ dispatcher: serve(Testbed, testbedImpl), maxPayloadSize, initialChannelCredit }),
+      initiator: false,
+      handshake: new ShmHandshake(host.segment),
+      flowControl: () => inner.flow,
+    });
+    host.adoptLink(ticket.peerId, link);
+    await host.waitAttached(ticket.peerId, 10_000);
+    const check = async (body: () => Promise<void>) => {
+      try {
+        await body();
+      } catch (e) {
+        if (end.violations.length > 0) assert.fail(`MessageTransport contract violated: ${end.violations.slice(0, 5).join("; ")} (then: ${String(e)})`);
+        throw e;
+      }
+    };
+    await check(async () => {
+      const tb = client(Testbed, link.root);
+      await within(exerciseTestbed(tb), 30_000, "Testbed over SHM");
+      for (const n of [100, 5000, 300_000]) {
+        const data = Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff);
+        const r = await within(tb.processMessage({ tag: "Data", value: data }), 20_000, `${n} bytes`);
+        assert.deepEqual(r.value, data.slice().reverse(), `${n} bytes came back reversed`);
+      }
+      const [tx, rx] = channel<number>();
+      const sum = tb.sum(rx);
+      for (let i = 1; i <= 20_000; i++) await tx.send(i);
+      tx.close();
+      assert.equal(await within(sum, 30_000, "sum"), BigInt((20_000 * 20_001) / 2));
+      const [gtx, grx] = channel<number>();
+      const gen = tb.generate(20_000, gtx);
+      let k = 0;
+      for await (const v of grx) assert.equal(v, k++);
+      await gen;
+      assert.equal(k, 20_000);
+      link.close();
+      await within(end.whenClosed(), 10_000, "sink.closed after close");
+      assert.equal(end.closedCount, 1);
+      assert.deepEqual(end.violations, []);
+    });
+  });
+});
 
 /**
  * A transport with the bug the contract forbids: it keeps the message and
