@@ -12,7 +12,8 @@ export type { ServiceDescriptor, MethodSpec, MethodOptions, ChannelSlot, InferAr
 export { kebab } from "./service/kebab.js";
 export * from "./wire/message.js";
 export * from "./session/errors.js";
-export { Link, type LinkOptions } from "./session/link.js";
+export { Link } from "./session/link.js";
+export type { LinkOptions } from "./session/link-options.js";
 export type { IncomingConnection } from "./session/connection-table.js";
 export { Connection, type CallOptions, type CallContext, type Dispatcher, type IncomingCall } from "./session/connection.js";
 export { serve, client, ServiceDispatcher, type CallTarget, type Client, type Implementation, type ImplementationOf, type ClientOf } from "./session/serve.js";

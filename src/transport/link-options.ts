@@ -1,6 +1,7 @@
 import type { Dispatcher } from "../session/connection.js";
 import type { Negotiated } from "../session/handshake.js";
-import type { Link, LinkOptions } from "../session/link.js";
+import type { Link } from "../session/link.js";
+import type { LinkOptions } from "../session/link-options.js";
 import type { Metadata } from "../wire/message.js";
 import { resolveLimits, type ResolvedLimits } from "./limits.js";
 

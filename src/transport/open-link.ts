@@ -16,7 +16,8 @@
  */
 import type { Dispatcher } from "../session/connection.js";
 import { HelloHandshake, type HandshakeBackend } from "../session/handshake.js";
-import { Link, type LinkOptions } from "../session/link.js";
+import { Link } from "../session/link.js";
+import type { LinkOptions } from "../session/link-options.js";
 import type { MessageTransport } from "../session/transport.js";
 import type { ResolvedLinkOptions } from "./link-options.js";
 

@@ -11,7 +11,8 @@
 import type { Dispatcher } from "../../session/connection.js";
 import { ProtocolViolation } from "../../session/errors.js";
 import { ImplicitHandshake } from "../../session/handshake.js";
-import type { Link, LinkOptions } from "../../session/link.js";
+import type { Link } from "../../session/link.js";
+import type { LinkOptions } from "../../session/link-options.js";
 import { resolveLinkOptions } from "../link-options.js";
 import { openLink } from "../open-link.js";
 import type { Message, Metadata } from "../../wire/message.js";
