@@ -51,6 +51,8 @@ rc=0
 # Only *.test.js: `node --test <dir>` would also load every helper module
 # under dist/test/ as a test file.
 mapfile -t TEST_FILES < <(find dist/test -name '*.test.js' | sort)
-node --test --test-concurrency=2 --test-timeout=300000 "${TEST_FILES[@]}" || rc=$?
+# A file may take up to 10 minutes: the pack test builds, packs and installs both packages
+# (node-pty compiles); every other file bounds its own time well below that.
+node --test --test-concurrency=2 --test-timeout=600000 "${TEST_FILES[@]}" || rc=$?
 summary
 exit $rc

@@ -26,7 +26,7 @@ import * as byName from "roam-ts";
 import { Writer } from "../src/codec/writer.js";
 
 const ROOT = fs.realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
-const TOTAL_MS = 420_000;
+const TOTAL_MS = 540_000; // pack (two prepack builds), install (node-pty compiles), two strict checks: ~200 s at load 12
 
 interface Run {
   stdout: string;
