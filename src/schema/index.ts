@@ -7,6 +7,7 @@ export { ChannelSchema, type ChannelBinder, type ChannelDirection, type ChannelH
 export { MAX_RECURSION_DEPTH } from "./recursion.js";
 export { minEncodedSize } from "./size.js";
 export { t } from "./t.js";
+export type { PrimSchema } from "./primitives.js";
 export type { StructSchema, OptionSchema, ListSchema, TupleSchema } from "./containers.js";
 export type { EnumSchema, LiteralEnumSchema } from "./enums.js";
 export type { LazySchema } from "./recursion.js";
