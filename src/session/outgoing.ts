@@ -114,8 +114,8 @@ export class OutgoingCalls {
       }
       method.encodeArgs(w, args);
     } catch (e) {
-      if (binder) for (const tx of binder.senders) tx.fail(new ConnectionClosedError("call not sent", "local"));
-      if (binder) for (const rx of binder.receivers) rx.fail(new ConnectionClosedError("call not sent", "local"));
+      // The call is never sent: the channels bound so far end with it and leave the registry.
+      binder?.fail(new ConnectionClosedError("call not sent", "local"));
       return Promise.reject(
         new EncodeFailedError(`the arguments of ${qualified(method)}`, e instanceof EncodeError || e instanceof TypeError ? e.message : String(e), e),
       );
