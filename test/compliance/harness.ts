@@ -23,6 +23,7 @@ import * as net from "node:net";
 import { fileURLToPath } from "node:url";
 import { CobsFrameDecoder, cobsEncode } from "../../src/codec/cobs.js";
 import { decodeMessage, messageToBytes, type Message } from "../../src/wire/message.js";
+import { Cursor } from "../helpers/postcard.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 const SCALE = Number(process.env["ROAM_COMPLIANCE_TIME_SCALE"] ?? "4");
@@ -50,64 +51,9 @@ export function ourHello(maxPayloadSize: number): Message {
   return { type: "Hello", version: 2, maxPayloadSize, initialChannelCredit: 64 * 1024 };
 }
 
-// ---- postcard, by hand (call payloads) ----
+// ---- postcard, by hand (call payloads): test/helpers/postcard.ts ----
 
-export function varint(v: number | bigint): number[] {
-  let x = BigInt(v);
-  const out: number[] = [];
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x > 0n) b |= 0x80;
-    out.push(b);
-  } while (x > 0n);
-  return out;
-}
-/** Signed integers are zigzag varints. */
-export function zigzag(v: number | bigint): number[] {
-  const x = BigInt(v);
-  return varint(x >= 0n ? x << 1n : ((-x) << 1n) - 1n);
-}
-export function str(s: string): number[] {
-  const b = Buffer.from(s, "utf8");
-  return [...varint(b.length), ...b];
-}
-export function bytes(...parts: number[][]): Uint8Array {
-  return Uint8Array.from(parts.flat());
-}
-
-/** A tiny postcard reader for response payloads. */
-export class Cursor {
-  private pos = 0;
-  constructor(private readonly b: Uint8Array) {}
-  byte(): number {
-    if (this.pos >= this.b.length) throw new Error(`postcard: end of input at ${this.pos}`);
-    return this.b[this.pos++]!;
-  }
-  varint(): bigint {
-    let v = 0n;
-    for (let shift = 0n; shift < 70n; shift += 7n) {
-      const b = this.byte();
-      v |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return v;
-    }
-    throw new Error("postcard: varint too long");
-  }
-  zigzag(): bigint {
-    const v = this.varint();
-    return (v & 1n) === 0n ? v >> 1n : -((v >> 1n) + 1n);
-  }
-  string(): string {
-    const n = Number(this.varint());
-    if (this.pos + n > this.b.length) throw new Error("postcard: string past end");
-    const s = Buffer.from(this.b.subarray(this.pos, this.pos + n)).toString("utf8");
-    this.pos += n;
-    return s;
-  }
-  end(): void {
-    if (this.pos !== this.b.length) throw new Error(`postcard: ${this.b.length - this.pos} trailing bytes`);
-  }
-}
+export { bytes, Cursor, str, varint, zigzag } from "../helpers/postcard.js";
 
 /**
  * Decodes `Result<T, RoamError<E>>`: Ok(T) or the RoamError variant

@@ -34,6 +34,7 @@ import * as net from "node:net";
 import { fileURLToPath } from "node:url";
 import { B, BIPBUF_HEADER_SIZE, CH, CHANNEL_ENTRY_SIZE, FRAME_HEADER_SIZE, H, MAGIC, P, PEER_ENTRY_SIZE } from "../../src/transport/shm/layout.js";
 import { requireNativeShm } from "../../src/transport/shm/native.js";
+import { Cursor as Cur, str, u64le, varint, zigzag } from "./postcard.js";
 
 // `node --test dist/test/` also loads this file as if it were a test (it sits under test/): without the
 // spawn arguments it is not a guest launch, so it ends at once, as test/helpers/shm-guest.ts does.
@@ -53,58 +54,7 @@ function arg(name: string): string {
   return a.slice(name.length + 3);
 }
 
-// ---- postcard by hand ----
-function varint(v: number | bigint): number[] {
-  let x = BigInt(v);
-  const out: number[] = [];
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x > 0n) b |= 0x80;
-    out.push(b);
-  } while (x > 0n);
-  return out;
-}
-const zigzag = (v: number): number[] => varint(v >= 0 ? BigInt(v) * 2n : -BigInt(v) * 2n - 1n);
-const str = (s: string): number[] => {
-  const b = [...Buffer.from(s, "utf8")];
-  return [...varint(b.length), ...b];
-};
-const u64le = (v: number): number[] => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return [...b];
-};
-class Cur {
-  p = 0;
-  constructor(readonly b: Uint8Array) {}
-  byte(): number {
-    if (this.p >= this.b.length) throw new Error("postcard: end of input");
-    return this.b[this.p++]!;
-  }
-  varint(): bigint {
-    let v = 0n;
-    for (let s = 0n; s < 70n; s += 7n) {
-      const x = this.byte();
-      v |= BigInt(x & 0x7f) << s;
-      if ((x & 0x80) === 0) return v;
-    }
-    throw new Error("varint too long");
-  }
-  zigzag(): bigint {
-    const v = this.varint();
-    return (v & 1n) === 0n ? v >> 1n : -((v >> 1n) + 1n);
-  }
-  bytes(): Uint8Array {
-    const n = Number(this.varint());
-    const out = this.b.subarray(this.p, this.p + n);
-    this.p += n;
-    return out;
-  }
-  string(): string {
-    return Buffer.from(this.bytes()).toString("utf8");
-  }
-}
+// ---- postcard by hand: test/helpers/postcard.ts ----
 /** The call envelope: conn_id, metadata (empty), channels, payload bytes. */
 function envelope(channels: number[], payload: number[]): number[] {
   return [...varint(0), ...varint(0), ...varint(channels.length), ...channels.flatMap((c) => varint(c)), ...varint(payload.length), ...payload];
@@ -404,7 +354,7 @@ async function overLimit(): Promise<void> {
   // r[shm.goodbye.payload]: a postcard String.
   const c = new Cur(g.payload);
   const reason = c.string();
-  if (c.p !== g.payload.length) throw new Error("Goodbye payload is not exactly one postcard String");
+  if (c.pos !== g.payload.length) throw new Error("Goodbye payload is not exactly one postcard String");
   process.stdout.write(JSON.stringify({ ok: true, reason }) + "\n");
 }
 

@@ -62,6 +62,7 @@ import {
   SLOT_META_SIZE,
 } from "../../src/transport/shm/layout.js";
 import { requireNativeShm, type NativeShm } from "../../src/transport/shm/native.js";
+import { Cursor as Cur, str, u64le, varint, zigzag } from "./postcard.js";
 
 // r[shm.desc.msg-type]
 export const T = { Request: 1, Response: 2, Cancel: 3, Data: 4, Close: 5, Reset: 6, Goodbye: 7 } as const;
@@ -69,59 +70,8 @@ export const T = { Request: 1, Response: 2, Cancel: 3, Data: 4, Close: 5, Reset:
 const ids = JSON.parse(readFileSync(fileURLToPath(new URL("../../../test/fixtures/testbed/method-ids.json", import.meta.url)), "utf8")) as Record<string, string>;
 export const TESTBED = { echo: BigInt(ids["echo"]!), sum: BigInt(ids["sum"]!), generate: BigInt(ids["generate"]!) };
 
-// ---- postcard by hand ----
-export function varint(v: number | bigint): number[] {
-  let x = BigInt(v);
-  const out: number[] = [];
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x > 0n) b |= 0x80;
-    out.push(b);
-  } while (x > 0n);
-  return out;
-}
-export const zigzag = (v: number): number[] => varint(v >= 0 ? BigInt(v) * 2n : -BigInt(v) * 2n - 1n);
-export const str = (s: string): number[] => {
-  const b = [...Buffer.from(s, "utf8")];
-  return [...varint(b.length), ...b];
-};
-const u64le = (v: number): number[] => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return [...b];
-};
-export class Cur {
-  p = 0;
-  constructor(readonly b: Uint8Array) {}
-  byte(): number {
-    if (this.p >= this.b.length) throw new Error("postcard: end of input");
-    return this.b[this.p++]!;
-  }
-  varint(): bigint {
-    let v = 0n;
-    for (let s = 0n; s < 70n; s += 7n) {
-      const x = this.byte();
-      v |= BigInt(x & 0x7f) << s;
-      if ((x & 0x80) === 0) return v;
-    }
-    throw new Error("varint too long");
-  }
-  zigzag(): bigint {
-    const v = this.varint();
-    return (v & 1n) === 0n ? v >> 1n : -((v >> 1n) + 1n);
-  }
-  bytes(): Uint8Array {
-    const n = Number(this.varint());
-    if (this.p + n > this.b.length) throw new Error("postcard: byte string beyond the input");
-    const out = this.b.subarray(this.p, this.p + n);
-    this.p += n;
-    return out;
-  }
-  string(): string {
-    return Buffer.from(this.bytes()).toString("utf8");
-  }
-}
+// ---- postcard by hand: test/helpers/postcard.ts ----
+export { Cursor as Cur, str, varint, zigzag } from "./postcard.js";
 /** The reference's call envelope: conn_id, metadata (empty), channels, payload bytes. */
 function envelope(channels: number[], payload: number[]): number[] {
   return [...varint(0), ...varint(0), ...varint(channels.length), ...channels.flatMap((c) => varint(c)), ...varint(payload.length), ...payload];
