@@ -19,29 +19,13 @@ import type { Link } from "../src/session/link.js";
 import { client, serve } from "../src/session/serve.js";
 import { establishHostPeer, nativeShm, ShmHost, ShmPeerGoneError, type DeathInfo, type ShmTransport } from "../src/transport/shm/index.js";
 import { GuestTest } from "./helpers/shm-api.js";
-import { optedOut, requireOrOptOut, type Requirement } from "./helpers/requirements.js";
-import { requireNativeShm } from "../src/transport/shm/native.js";
-import { exerciseTestbed, GUEST_SCRIPT, leftoverSegments, segmentPath, sleep, within } from "./helpers/shm-harness.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
+import { exerciseTestbed, GUEST_SCRIPT, leftoverSegments, NATIVE_SHM, nativeSkip, segmentPath, sleep, within } from "./helpers/shm-harness.js";
 
-/** The multi-process tests need the native addon: a load failure fails the run (ROAM_SKIP_NATIVE=1 opts out). */
-const nativeRequirement: Requirement = {
-  what: "the native SHM addon (native/shm)",
-  problem: nativeShm() ? null : nativeProblem(),
-  install: "npm run build:native (node-gyp; needs python3, make and g++: apt-get install -y python3 make g++)",
-  optOut: "ROAM_SKIP_NATIVE",
-};
-function nativeProblem(): string {
-  try {
-    requireNativeShm();
-    return "unknown";
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const skip = optedOut(nativeRequirement);
+const skip = nativeSkip;
 
 test("the native SHM addon loads", (t) => {
-  if (!requireOrOptOut(t, nativeRequirement)) return;
+  if (!requireOrOptOut(t, NATIVE_SHM)) return;
   assert.equal(typeof nativeShm()!.map, "function");
 });
 const hosts: ShmHost[] = [];

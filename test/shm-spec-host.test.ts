@@ -22,28 +22,13 @@ import { after, describe, test } from "node:test";
 import type { Message } from "../src/wire/message.js";
 import { MemoryBacking, Segment, ShmGuest, ShmTransport } from "../src/transport/shm/index.js";
 import { PollWaker } from "../src/transport/shm/waker.js";
-import { nativeShm, requireNativeShm } from "../src/transport/shm/native.js";
+import { nativeShm } from "../src/transport/shm/native.js";
 import { GuestTest } from "./helpers/shm-api.js";
-import { optedOut, requireOrOptOut, type Requirement } from "./helpers/requirements.js";
-import { GUEST_SCRIPT, leftoverSegments, segmentPath, within } from "./helpers/shm-harness.js";
+import { requireOrOptOut } from "./helpers/requirements.js";
+import { GUEST_SCRIPT, leftoverSegments, NATIVE_SHM, nativeSkip, segmentPath, within } from "./helpers/shm-harness.js";
 import { Cur, SpecHost, str, T, TESTBED, type SpecHostConfig } from "./helpers/spec-host.js";
 
-/** A missing native addon fails these tests (ROAM_SKIP_NATIVE=1 opts out). */
-const nativeRequirement: Requirement = {
-  what: "the native SHM addon (native/shm)",
-  problem: nativeShm() ? null : nativeProblem(),
-  install: "npm run build:native (node-gyp; needs python3, make and g++: apt-get install -y python3 make g++)",
-  optOut: "ROAM_SKIP_NATIVE",
-};
-function nativeProblem(): string {
-  try {
-    requireNativeShm();
-    return "unknown";
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const skip = optedOut(nativeRequirement);
+const skip = nativeSkip;
 
 const hosts: SpecHost[] = [];
 const children: ChildProcess[] = [];
@@ -65,7 +50,7 @@ const CONFIG: SpecHostConfig = {
 
 describe("SHM with a spec-only host", { skip }, () => {
   test("the native SHM addon loads", (t) => {
-    if (!requireOrOptOut(t, nativeRequirement)) return;
+    if (!requireOrOptOut(t, NATIVE_SHM)) return;
     assert.equal(typeof nativeShm()!.map, "function");
   });
 

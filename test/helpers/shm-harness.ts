@@ -7,6 +7,29 @@ import { Testbed } from "../../apps/testbed/testbed.js";
 import { channel } from "../../src/session/channel/pair.js";
 import { UserError } from "../../src/session/errors.js";
 import type { ClientOf } from "../../src/session/serve.js";
+import { nativeShm, requireNativeShm } from "../../src/transport/shm/native.js";
+import { optedOut, type Requirement } from "./requirements.js";
+
+/**
+ * The multi-process SHM tests need the native addon: a load failure fails the
+ * run; ROAM_SKIP_NATIVE=1 opts out (then `nativeSkip` skips their suites).
+ */
+export const NATIVE_SHM: Requirement = {
+  what: "the native SHM addon (native/shm)",
+  problem: nativeShm() ? null : nativeProblem(),
+  install: "npm run build:native (node-gyp; needs python3, make and g++: apt-get install -y python3 make g++)",
+  optOut: "ROAM_SKIP_NATIVE",
+};
+function nativeProblem(): string {
+  try {
+    requireNativeShm();
+    return "unknown";
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+/** The `skip` option for suites that need the native addon (set only by the explicit opt-out). */
+export const nativeSkip = optedOut(NATIVE_SHM);
 
 /** The compiled test guest (a child process or a worker thread). */
 export const GUEST_SCRIPT = fileURLToPath(new URL("./shm-guest.js", import.meta.url));
