@@ -13,11 +13,8 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
 import type { Browser } from "playwright-core";
 
@@ -25,16 +22,10 @@ import { RoamBridge } from "../src/bridge/index.js";
 import { serve } from "../src/session/serve.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
-import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
+import { bounded, launchChromium, pageHandler, pageMounts, requireChromium, revive } from "./helpers/browser.js";
 
 const PAGE_TIMEOUT_MS = 30_000;
-const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
-const MOUNTS: Mount[] = [
-  { prefix: "/dist/", dir: join(ROOT, "dist") },
-  { prefix: "/node_modules/@noble/hashes/", dir: join(ROOT, "node_modules", "@noble", "hashes") },
-  { prefix: "/node_modules/lossless-json/", dir: join(ROOT, "node_modules", "lossless-json") },
-];
+const MOUNTS = pageMounts("lossless-json");
 
 function pageHtml(): string {
   const importMap = {
@@ -111,25 +102,13 @@ test("Chromium calls Testbed through the bridge with the typed fetch client (HTT
   const b = new RoamBridge({ services: [Testbed], backend: serve(Testbed, testbedImpl), basePath: "/api/" });
   bridge = b;
   const bridgeRequests: string[] = [];
+  const servePage = pageHandler(pageHtml, MOUNTS);
   const s = http.createServer((req, res) => {
     if (b.handle(req, res)) {
       bridgeRequests.push(`${req.method} ${req.url}`);
       return;
     }
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (url.pathname === "/") {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-      res.end(pageHtml());
-      return;
-    }
-    const hit = resolveAsset(url.pathname, MOUNTS);
-    if (!hit) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    res.writeHead(200, { "content-type": hit.type });
-    res.end(readFileSync(hit.file));
+    servePage(req, res);
   });
   server = s;
   s.on("upgrade", (req, socket, head) => {

@@ -7,23 +7,15 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import { listenWebSocket, serve, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
-import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
+import { bounded, launchChromium, pageHandler, pageMounts, requireChromium } from "./helpers/browser.js";
 
-const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
-const MOUNTS: Mount[] = [
-  { prefix: "/dist/", dir: join(ROOT, "dist") },
-  { prefix: "/node_modules/@noble/hashes/", dir: join(ROOT, "node_modules", "@noble", "hashes") },
-];
+const MOUNTS = pageMounts();
 const MiB = 1024 * 1024;
 const BIG = 16 * MiB + 1024;
 const LIMIT = 4 * MiB;
@@ -100,21 +92,7 @@ test("Chromium: 4/16 MiB calls and channel elements; one byte over the limit get
   if (!requireChromium(t)) return;
   const small = await listenWebSocket({ port: 0, dispatcher: serve(Testbed, testbedImpl), maxPayloadSize: LIMIT });
   servers.push(small);
-  httpServer = http.createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (url.pathname === "/") {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      res.end(pageHtml(small.port!));
-      return;
-    }
-    const hit = resolveAsset(url.pathname, MOUNTS);
-    if (!hit) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": hit.type, "cache-control": "no-store" });
-    res.end(readFileSync(hit.file));
-  });
+  httpServer = http.createServer(pageHandler(() => pageHtml(small.port!), MOUNTS));
   const hs = httpServer;
   await new Promise<void>((ok) => hs.listen(0, "127.0.0.1", () => ok()));
   const port = (hs.address() as AddressInfo).port;

@@ -10,24 +10,16 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Browser } from "playwright-core";
 import { serve, dedup, readNonce, type ImplementationOf } from "../src/index.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
 import { RestartableServer, until, gate } from "./helpers/reconnect-fixture.js";
-import { bounded, launchChromium, requireChromium } from "./helpers/browser.js";
+import { bounded, launchChromium, pageHandler, pageMounts, requireChromium } from "./helpers/browser.js";
 
-const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
-const MOUNTS: Mount[] = [
-  { prefix: "/dist/", dir: join(ROOT, "dist") },
-  { prefix: "/node_modules/@noble/hashes/", dir: join(ROOT, "node_modules", "@noble", "hashes") },
-];
+const MOUNTS = pageMounts();
 
 function pageHtml(wsPort: number): string {
   // apps/testbed imports roam-ts by its package name, as a user would.
@@ -101,21 +93,7 @@ test("Chromium's reconnecting client survives a server restart mid-call; every c
   await srv.start();
   const wsPort = srv.port;
 
-  httpServer = http.createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    if (url.pathname === "/") {
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
-      res.end(pageHtml(wsPort));
-      return;
-    }
-    const hit = resolveAsset(url.pathname, MOUNTS);
-    if (!hit) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": hit.type, "cache-control": "no-store" });
-    res.end(readFileSync(hit.file));
-  });
+  httpServer = http.createServer(pageHandler(() => pageHtml(wsPort), MOUNTS));
   const hs = httpServer;
   await new Promise<void>((ok) => hs.listen(0, "127.0.0.1", ok));
   const port = (hs.address() as AddressInfo).port;

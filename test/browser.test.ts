@@ -14,31 +14,24 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, realpathSync } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
 import type { Browser } from "playwright-core";
 
 import { listenWebSocket, serve, type ImplementationOf, type RoamServer } from "../src/node.js";
 import { Testbed } from "../apps/testbed/testbed.js";
 import { testbedImpl } from "../apps/testbed/impl.js";
-import { resolveAsset, type Mount } from "../packages/roam-pty/src/web-server.js";
-import { bounded, launchChromium, requireChromium, revive } from "./helpers/browser.js";
+import { resolveAsset } from "../packages/roam-pty/src/web-server.js";
+import { bounded, launchChromium, pageHandler, pageMounts, requireChromium, revive } from "./helpers/browser.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const PAGE_TIMEOUT_MS = 30_000;
 
 /** The repository root (this file runs as dist/test/browser.test.js). */
-const ROOT = realpathSync(fileURLToPath(new URL("../../", import.meta.url)));
 
 /** URL prefix → directory. Nothing outside these directories is served. */
-const MOUNTS: Mount[] = [
-  { prefix: "/dist/", dir: join(ROOT, "dist") },
-  { prefix: "/node_modules/@noble/hashes/", dir: join(ROOT, "node_modules", "@noble", "hashes") },
-];
+const MOUNTS = pageMounts();
 
 /**
  * The page: an import map for the bare specifiers the browser-safe graph uses
@@ -155,18 +148,7 @@ window.__done = true;
 /** Maps a request path to a file under one of MOUNTS, or null (404): the PTY web server's guarded lookup. */
 const resolveStatic = (urlPath: string) => resolveAsset(urlPath, MOUNTS);
 
-function staticHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const send = (status: number, type: string, body: string | Buffer) => {
-    res.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" });
-    res.end(req.method === "HEAD" ? undefined : body);
-  };
-  if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");
-  const url = new URL(req.url ?? "/", "http://127.0.0.1");
-  if (url.pathname === "/" || url.pathname === "/index.html") return send(200, "text/html; charset=utf-8", pageHtml());
-  const hit = resolveStatic(url.pathname);
-  if (!hit) return send(404, "text/plain", "not found\n");
-  send(200, hit.type, readFileSync(hit.file));
-}
+const staticHandler = pageHandler(pageHtml, MOUNTS);
 
 
 // ---------------------------------------------------------------------------

@@ -3,9 +3,13 @@
  * playwright-core, the suite's policy for a missing browser (the run fails
  * unless ROAM_SKIP_BROWSER=1 opts out), and bounded clean-up.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import type * as http from "node:http";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 import type { Browser } from "playwright-core";
+import { resolveAsset, type Mount } from "../../packages/roam-pty/src/web-server.js";
 import { requireOrOptOut } from "./requirements.js";
 
 /** Debian's Chromium; ROAM_CHROMIUM names another binary. */
@@ -45,4 +49,33 @@ export function revive(_k: string, v: unknown): unknown {
     if (Array.isArray(o.$bytes)) return Uint8Array.from(o.$bytes as number[]);
   }
   return v;
+}
+
+/** The repository root (this file runs from dist/test/helpers/). */
+const ROOT = realpathSync(fileURLToPath(new URL("../../../", import.meta.url)));
+
+/** What a test page loads: the compiled tree, @noble/hashes, and the named extra packages. */
+export function pageMounts(...packages: string[]): Mount[] {
+  const modules = ["@noble/hashes", ...packages].map((pkg) => ({ prefix: `/node_modules/${pkg}/`, dir: join(ROOT, "node_modules", ...pkg.split("/")) }));
+  return [{ prefix: "/dist/", dir: join(ROOT, "dist") }, ...modules];
+}
+
+/**
+ * Serves a test page: `page()` at / (and /index.html), the mounts' files
+ * through roam-pty's guarded lookup, 404 for anything else, 405 for methods
+ * other than GET and HEAD.
+ */
+export function pageHandler(page: () => string, mounts: Mount[]): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  return (req, res) => {
+    const send = (status: number, type: string, body: string | Buffer) => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store", "x-content-type-options": "nosniff" });
+      res.end(req.method === "HEAD" ? undefined : body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return send(405, "text/plain", "method not allowed\n");
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    if (url.pathname === "/" || url.pathname === "/index.html") return send(200, "text/html; charset=utf-8", page());
+    const hit = resolveAsset(url.pathname, mounts);
+    if (!hit) return send(404, "text/plain", "not found\n");
+    send(200, hit.type, readFileSync(hit.file));
+  };
 }
