@@ -671,6 +671,27 @@ describe("CobsFrameDecoder", () => {
     assert.deepEqual(collect(new CobsFrameDecoder(1024), bytewise), raws);
   });
 
+  test("a chunk larger than a slab is decoded into several slabs, each below the allocator's mmap threshold", () => {
+    // 24 frames of 40 KiB (one read of ~960 KiB): with the default slab every
+    // frame lands in a slab under 128 KiB (heap memory, not fresh pages).
+    const big = Array.from({ length: 24 }, (_, k) => run(40 * 1024, (i) => (i * 7 + k) & 0xff));
+    const frames = collect(new CobsFrameDecoder(1 << 20), [concat(big.map(frame))]);
+    assert.equal(frames.length, big.length);
+    for (let k = 0; k < big.length; k++) {
+      assert.ok(Buffer.from(frames[k]!).equals(big[k]!), `frame ${k} intact`);
+      assert.ok(frames[k]!.buffer.byteLength < 128 * 1024, `frame ${k} in a ${frames[k]!.buffer.byteLength}-byte slab`);
+    }
+    // Frames larger than a (tiny) slab, many per chunk, chunks cut anywhere.
+    const mixed = [run(300, (i) => i & 0xff), b(1), run(1000, (i) => (i * 3) & 0xff), b(), run(77, () => 0), run(10_000, (i) => (i * 5 + 1) & 0xff)];
+    const enc = concat(mixed.map(frame));
+    for (const cut of [1, 5, 64, 300, 999, 8192, enc.length]) {
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < enc.length; at += cut) chunks.push(enc.subarray(at, at + cut));
+      const got = collect(new CobsFrameDecoder(1 << 20, undefined, 16), chunks);
+      assert.deepEqual(got, mixed, `chunks of ${cut}`);
+    }
+  });
+
   test("empty input and empty frames produce nothing", () => {
     const dec = new CobsFrameDecoder(16);
     assert.deepEqual(collect(dec, [b(), b(), b(0, 0, 0)]), []);

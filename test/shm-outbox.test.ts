@@ -52,12 +52,16 @@ function setup(o: { highWaterMark?: number; maxQueuedBytes?: number } = {}) {
     { stopped: () => false, fail: (e) => failures.push(e.message), violate: (rule) => violations.push(rule) },
   );
   const frames: Frame[] = [];
+  const payloads: Uint8Array[] = [];
   const inbox = new Inbox(seg, g.h2g, stats, {
     reading: () => violations.length === 0,
     violate: (rule) => violations.push(rule),
-    frame: (type, id, methodId, payload) => frames.push({ type, id, methodId, payload: [...payload] }),
+    frame: (type, id, methodId, payload) => {
+      frames.push({ type, id, methodId, payload: [...payload] });
+      payloads.push(payload);
+    },
   });
-  return { seg, g, out, inbox, frames, failures, violations, stats, rings: () => rings };
+  return { seg, g, out, inbox, frames, payloads, failures, violations, stats, rings: () => rings };
 }
 
 const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
@@ -75,6 +79,25 @@ describe("SHM outbox and inbox", () => {
     assert.equal(h.frames[1]!.methodId, 77n, "a Request keeps its method id");
     assert.deepEqual(h.frames[1]!.payload, [9, ...big]);
     assert.equal(h.stats.framesReceived, 2);
+  });
+
+  test("received payloads are private copies in heap-sized buffers: small ones share an arena, none lands in fresh pages", () => {
+    const h = setup();
+    const sizes = [100, 3000, 5000, 64 * 1024, 96 * 1024];
+    for (const [k, n] of sizes.entries()) h.out.emit(3, k, 0n, bytes(n, k), null, null);
+    assert.equal(h.inbox.drain(), sizes.length);
+    for (const [k, p] of h.payloads.entries()) {
+      assert.equal(p.length, sizes[k]);
+      assert.ok(!(p.buffer instanceof SharedArrayBuffer), `payload ${k} is copied out of the segment`);
+      // Below the C allocator's mmap threshold (128 KiB): heap memory, not pages that fault on first write.
+      assert.ok(p.buffer.byteLength < 128 * 1024, `payload ${k} (${p.length} B) in a ${p.buffer.byteLength}-byte buffer`);
+    }
+    assert.equal(h.payloads[0]!.buffer, h.payloads[1]!.buffer, "small payloads share one arena");
+    assert.notEqual(h.payloads[2]!.buffer, h.payloads[3]!.buffer);
+    // The slot was freed at once: the copy does not change when the slot is reused.
+    h.out.emit(3, 9, 0n, bytes(64 * 1024, 200), null, null);
+    assert.equal(h.inbox.drain(), 1);
+    assert.deepEqual([...h.payloads[3]!], [...bytes(64 * 1024, 3)]);
   });
 
   test("the peer is rung when it sleeps waiting for frames", () => {

@@ -275,11 +275,14 @@ export class CobsFrameDecoder {
   /**
    * @param kernel an alternative decode step (the native addon's `decodeStream`).
    * @param slabBytes size of each output slab (frames larger than it get their own).
+   *   The default stays below the C allocator's mmap threshold (128 KiB): a slab
+   *   under it reuses heap memory, one above it is fresh pages that fault on
+   *   first write (measured at 16x the cost per byte, docs/benchmarks.md).
    */
   constructor(
     readonly maxFrameBytes: number,
     kernel?: CobsStreamKernel,
-    private readonly slabBytes = 256 * 1024,
+    private readonly slabBytes = 112 * 1024,
   ) {
     this.kernel = kernel ?? cobsDecodeStep;
   }
@@ -306,7 +309,8 @@ export class CobsFrameDecoder {
         // Fill what is left of the slab (a frame that ends inside costs no
         // copy); only a slab that is (nearly) full moves the partial frame.
         if (room < Math.min(lim, MIN_STEP)) this.newSlab(lim);
-        else lim = room;
+        // Decoded bytes never outnumber encoded ones: limiting the input to the room left keeps the output inside the slab.
+        lim = Math.min(lim, this.slab.length - st[2]!);
       }
       const used = this.kernel(chunk, i, i + lim, this.slab, st);
       i += used;
@@ -348,7 +352,9 @@ export class CobsFrameDecoder {
   /** Moves the partial frame into a new slab with room for `need` more bytes. */
   private newSlab(need: number): void {
     const partial = this.state[2]! - this.frameStart;
-    const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + need : need);
+    // A slab holds the partial frame with room to grow; the chunk being read may
+    // be larger than that, and is decoded into as many slabs as it takes.
+    const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + Math.min(need, MIN_STEP) : Math.min(need, MIN_STEP));
     const next = allocBytes(size);
     if (partial > 0) next.set(this.slab.subarray(this.frameStart, this.state[2]!), 0);
     this.slab = next;

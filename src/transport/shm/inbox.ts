@@ -20,8 +20,9 @@ export interface InboxPorts {
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
-const ARENA_SIZE = 1024 * 1024;
-const ARENA_PIECE_MAX = 256 * 1024;
+/** Arena for payloads up to ARENA_PIECE_MAX; both below the allocator's mmap threshold (see copyOut). */
+const ARENA_SIZE = 64 * 1024;
+const ARENA_PIECE_MAX = 8 * 1024;
 /** Bounds of one drain (frames, bytes), so timers — the heartbeat among them — keep running. */
 const MAX_FRAMES = 8192;
 const MAX_BYTES = 64 * 1024 * 1024;
@@ -147,17 +148,22 @@ export class Inbox {
 
   /**
    * Copies a payload out of the segment into memory the session core may keep
-   * (it lends views of received payloads to the application). Allocating a
-   * fresh buffer per frame costs more than the copy, so medium payloads are
-   * carved out of 1 MiB arenas that are never reused: an arena is freed by the
-   * garbage collector once no payload in it is referenced.
+   * (it lends views of received payloads to the application). Small payloads
+   * are carved out of shared arenas (one allocation for many frames); larger
+   * ones get their own buffer, not zero-filled first (every byte is
+   * overwritten). Arenas and pieces stay below the C allocator's mmap
+   * threshold (128 KiB by default): memory under it is reused from the heap,
+   * while every allocation above it is fresh pages, each of which faults on
+   * first write — measured on this project's VM at ~150 faults and ~4 ms of
+   * CPU per MiB, 16x the cost of heap memory (docs/benchmarks.md). Payloads
+   * larger than the threshold pay it; nothing can hand the application memory
+   * it owns without a fresh allocation.
    */
   private copyOut(at: number, len: number): Uint8Array {
     if (len === 0) return EMPTY;
     const src = this.u8.subarray(at, at + len);
     if (len <= 64) return src.slice();
     if (len > ARENA_PIECE_MAX) {
-      // Large: its own buffer, not zero-filled first (every byte is overwritten).
       const b = Buffer.allocUnsafeSlow(len);
       const out = new Uint8Array(b.buffer, b.byteOffset, len);
       out.set(src);
