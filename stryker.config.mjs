@@ -31,11 +31,11 @@ const scopes = {
   // channel registry, and the link/connection half, each with its own tests.
   "session-flow": {
     mutate: ["src/session/flow.ts", "src/session/pressure.ts", "src/session/handshake.ts"],
-    tests: ["flow-credit", "credit-invariants", "shm-units", "channels-guards", "wire-facts", "slow-consumer", "session-protocol", "channels"],
+    tests: ["flow-credit", "credit-invariants", "shm-units", "channel-ends", "channels-guards", "wire-facts", "slow-consumer", "session-protocol", "channels"],
   },
   "session-channels": {
     mutate: ["src/session/channel/*.ts"],
-    tests: ["channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels", "channel-ids", "session-collaborators"],
+    tests: ["channel-registry-rules", "channel-ends", "channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels", "channel-ids", "session-collaborators"],
   },
   "session-core": {
     mutate: [

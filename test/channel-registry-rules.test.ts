@@ -1,0 +1,242 @@
+/**
+ * The channel registry's routing of Data/Close/Reset/Credit (issue 19): every
+ * message kind against every state an id can be in — live receive end, live
+ * send end, raw claim, recently closed, recently reset, opened long ago,
+ * never opened, and 0 — with the rule each case must name (or "ignored").
+ * Pure units: real Rx/Tx bound to a recording host, no link or transport.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { ChannelHost } from "../src/session/channel/host.js";
+import type { RawChannelSink } from "../src/session/channel/raw.js";
+import { ChannelRegistry } from "../src/session/channel/registry.js";
+import { Rx } from "../src/session/channel/rx.js";
+import { Tx } from "../src/session/channel/tx.js";
+import { ChannelResetError, ConnectionClosedError, ProtocolViolation } from "../src/session/errors.js";
+import { CreditMessageFlowControl } from "../src/session/flow.js";
+import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
+import { t } from "../src/schema/index.js";
+
+const CONN = 5;
+const MAX = 8;
+
+function host(): ChannelHost {
+  return {
+    connId: CONN,
+    maxPayloadSize: MAX,
+    initialCredit: 64,
+    flow: new CreditMessageFlowControl(() => {}),
+    thresholds: DEFAULT_THRESHOLDS,
+    sendData: () => {},
+    writable: () => undefined,
+    sendClose: () => {},
+    sendReset: () => {},
+    release: () => {},
+  };
+}
+
+/** The rule a violation names, "ok" when `f` returns normally. Checks the connection id too. */
+function outcome(f: () => void): string {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof ProtocolViolation, `expected a ProtocolViolation, got ${String(e)}`);
+    assert.equal(e.connId, CONN, "the violation names the registry's connection");
+    return e.rule;
+  }
+  return "ok";
+}
+
+function sink(): RawChannelSink & { seen: string[] } {
+  const seen: string[] = [];
+  return {
+    seen,
+    data: (p) => seen.push(`data:${p.length}`),
+    close: () => seen.push("close"),
+    reset: () => seen.push("reset"),
+    credit: (n) => seen.push(`credit:${n}`),
+    fail: (e) => seen.push(`fail:${e.message}`),
+  };
+}
+
+type State = "never" | "zero" | "closed" | "reset" | "opened-long-ago" | "rx" | "tx";
+
+/** A registry where channel `id` (7 unless zero) is in `state`. */
+function registryWith(state: State): { r: ChannelRegistry; id: number; rx: Rx<number>; tx: Tx<number> } {
+  const h = host();
+  // Remembers one ended id: "opened-long-ago" is pushed out by a later one.
+  const r = new ChannelRegistry(h, true, 1);
+  const id = state === "zero" ? 0 : 7;
+  const rx = new Rx<number>();
+  const tx = new Tx<number>();
+  if (state === "never" || state === "zero") return { r, id, rx, tx };
+  r.notePeerId(id);
+  if (state === "rx" || state === "closed") {
+    rx.bind(h, id, t.u8);
+    r.addIncoming(id, rx);
+    if (state === "closed") r.onClose(id);
+  } else if (state === "tx" || state === "reset") {
+    tx.bind(h, id, t.u8);
+    r.addOutgoing(id, tx);
+    if (state === "reset") r.onReset(id);
+  } else {
+    r.release(id, "reset");
+    r.notePeerId(9);
+    r.release(9, "reset"); // the memory holds one id: 7 is only "opened" now
+  }
+  return { r, id, rx, tx };
+}
+
+const DATA = Uint8Array.of(3);
+
+describe("ChannelRegistry: each message against each state of its id", () => {
+  const expected: Record<State, Record<"Data" | "Close" | "Reset" | "Credit", string>> = {
+    never: { Data: "channeling.unknown", Close: "channeling.unknown", Reset: "channeling.unknown", Credit: "channeling.unknown" },
+    zero: { Data: "channeling.id.zero-reserved", Close: "channeling.id.zero-reserved", Reset: "channeling.id.zero-reserved", Credit: "channeling.id.zero-reserved" },
+    closed: { Data: "channeling.data-after-close", Close: "channeling.data-after-close", Reset: "ok", Credit: "ok" },
+    reset: { Data: "ok", Close: "ok", Reset: "ok", Credit: "ok" },
+    "opened-long-ago": { Data: "channeling.data-after-close", Close: "channeling.data-after-close", Reset: "ok", Credit: "ok" },
+    rx: { Data: "ok", Close: "ok", Reset: "ok", Credit: "core.channel" },
+    tx: { Data: "core.channel", Close: "core.channel", Reset: "ok", Credit: "ok" },
+  };
+  for (const [state, row] of Object.entries(expected) as [State, Record<string, string>][]) {
+    for (const [kind, want] of Object.entries(row)) {
+      test(`${kind} on a channel that is ${state}: ${want}`, () => {
+        const { r, id } = registryWith(state);
+        const send = {
+          Data: () => r.onData(id, DATA),
+          Close: () => r.onClose(id),
+          Reset: () => r.onReset(id),
+          Credit: () => r.onCredit(id, 10),
+        }[kind]!;
+        assert.equal(outcome(send), want);
+      });
+    }
+  }
+});
+
+describe("ChannelRegistry: what routing does to the channel", () => {
+  test("Data reaches the Rx; Close ends it and the id counts as closed from then on", async () => {
+    const { r, id, rx } = registryWith("rx");
+    r.onData(id, Uint8Array.of(42));
+    assert.equal(r.openCount, 1);
+    r.onClose(id);
+    assert.equal(r.openCount, 0);
+    assert.deepEqual(await rx.next(), { value: 42, done: false });
+    assert.deepEqual(await rx.next(), { value: undefined, done: true });
+    assert.equal(outcome(() => r.onClose(id)), "channeling.data-after-close");
+  });
+
+  test("an element of exactly max_payload_size is accepted, one byte more is channeling.data.size-limit", async () => {
+    const { r, id, rx } = registryWith("rx");
+    const h = host();
+    const bytesRx = new Rx<Uint8Array>();
+    const bid = 11;
+    r.notePeerId(bid);
+    bytesRx.bind(h, bid, t.bytes);
+    r.addIncoming(bid, bytesRx);
+    const exact = new Uint8Array(MAX);
+    exact[0] = MAX - 1; // varint length prefix, then MAX - 1 bytes
+    assert.equal(outcome(() => r.onData(bid, exact)), "ok");
+    assert.equal((await bytesRx.next()).value?.length, MAX - 1);
+    assert.equal(outcome(() => r.onData(bid, new Uint8Array(MAX + 1))), "channeling.data.size-limit");
+    assert.equal(outcome(() => r.onData(id, new Uint8Array(MAX + 1))), "channeling.data.size-limit");
+
+    const raw = sink();
+    r.claim(13, raw);
+    assert.equal(outcome(() => r.onData(13, new Uint8Array(MAX))), "ok");
+    assert.equal(outcome(() => r.onData(13, new Uint8Array(MAX + 1))), "channeling.data.size-limit");
+    assert.deepEqual(raw.seen, [`data:${MAX}`]);
+  });
+
+  test("a Reset of a receive end fails it with ChannelResetError('remote'); later Data is ignored", async () => {
+    const { r, id, rx } = registryWith("rx");
+    r.onReset(id);
+    assert.equal(r.openCount, 0);
+    const e = await rx.next().then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof ChannelResetError);
+    assert.equal(e.by, "remote");
+    assert.equal(outcome(() => r.onData(id, DATA)), "ok");
+    assert.equal(outcome(() => r.onClose(id)), "ok");
+  });
+
+  test("a Reset of a send end fails it with ChannelResetError('remote'); later Credit and Data are ignored", async () => {
+    const { r, id, tx } = registryWith("tx");
+    r.onReset(id);
+    assert.equal(r.openCount, 0);
+    const e = await tx.send(1).then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof ChannelResetError);
+    assert.equal(e.by, "remote");
+    assert.equal(outcome(() => r.onCredit(id, 5)), "ok");
+    assert.equal(outcome(() => r.onData(id, DATA)), "ok");
+  });
+
+  test("Credit reaches the Tx's send credit", () => {
+    const { r, id, tx } = registryWith("tx");
+    assert.equal(tx.stats().creditOutstanding, 64);
+    r.onCredit(id, 10);
+    assert.equal(tx.stats().creditOutstanding, 74);
+  });
+
+  test("a live send end is a collision for a peer id; a claimed id is skipped by allocate", () => {
+    const { r, id } = registryWith("tx");
+    assert.equal(outcome(() => r.notePeerId(id)), "channeling.id.uniqueness");
+    const r2 = new ChannelRegistry(host(), true);
+    r2.claim(1, sink()); // claimed without notePeerId: only the live maps know it
+    r2.claim(3, sink());
+    assert.equal(r2.allocate(), 5);
+    const r3 = new ChannelRegistry(host(), true);
+    r3.addOutgoing(1, new Tx());
+    assert.equal(r3.allocate(), 3);
+    const r4 = new ChannelRegistry(host(), true);
+    r4.addIncoming(1, new Rx());
+    assert.equal(r4.allocate(), 3);
+  });
+
+  test("openCount counts each direction and the raw claims", () => {
+    const r = new ChannelRegistry(host(), true);
+    r.addIncoming(1, new Rx());
+    r.addOutgoing(3, new Tx());
+    r.addOutgoing(5, new Tx());
+    r.claim(7, sink());
+    assert.equal(r.openCount, 4);
+  });
+
+  test("failAll fails receive ends, send ends and raw claims with the error, and forgets them", async () => {
+    const h = host();
+    const r = new ChannelRegistry(h, true);
+    const rx = new Rx<number>();
+    rx.bind(h, 1, t.u8);
+    r.addIncoming(1, rx);
+    const tx = new Tx<number>();
+    tx.bind(h, 3, t.u8);
+    r.addOutgoing(3, tx);
+    const raw = sink();
+    r.claim(5, raw);
+    const error = new ConnectionClosedError("gone", "local");
+    r.failAll(error);
+    assert.equal(r.openCount, 0);
+    await assert.rejects(rx.next(), (e) => e === error);
+    await assert.rejects(tx.send(1), (e) => e === error);
+    assert.deepEqual(raw.seen, [`fail:${error.message}`]);
+  });
+
+  test("a peer id that was recently reset and is used again is no longer 'reset'", () => {
+    const { r, id } = registryWith("reset");
+    r.notePeerId(id);
+    // Opened again and not registered under any end: Data is no longer silently ignored.
+    assert.equal(outcome(() => r.onData(id, DATA)), "channeling.data-after-close");
+  });
+
+  test("re-ending an id refreshes its place in the bounded memory of ended ids", () => {
+    const r = new ChannelRegistry(host(), true, 2);
+    for (const id of [1, 3, 5]) r.notePeerId(id);
+    r.release(1, "reset");
+    r.release(3, "reset");
+    r.release(1, "reset"); // 1 is now the newest
+    r.release(5, "reset"); // pushes out the oldest: 3
+    assert.equal(outcome(() => r.onData(1, DATA)), "ok", "1 is still remembered as reset");
+    assert.equal(outcome(() => r.onData(5, DATA)), "ok");
+    assert.equal(outcome(() => r.onData(3, DATA)), "channeling.data-after-close", "3 is only known as opened");
+  });
+});
