@@ -7,8 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { CallChannelBinder } from "../src/session/channel/binder.js";
 import type { ChannelHost } from "../src/session/channel/host.js";
-import type { RawChannelSink } from "../src/session/channel/raw.js";
+import { channel } from "../src/session/channel/pair.js";
+import { rawChannelPort, type RawChannelSink } from "../src/session/channel/raw.js";
 import { ChannelRegistry } from "../src/session/channel/registry.js";
 import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
@@ -238,5 +240,105 @@ describe("ChannelRegistry: what routing does to the channel", () => {
     assert.equal(outcome(() => r.onData(1, DATA)), "ok", "1 is still remembered as reset");
     assert.equal(outcome(() => r.onData(5, DATA)), "ok");
     assert.equal(outcome(() => r.onData(3, DATA)), "channeling.data-after-close", "3 is only known as opened");
+  });
+});
+
+describe("rawChannelPort", () => {
+  test("each operation reaches the registry or the host of its connection", () => {
+    const calls: string[] = [];
+    const base = host();
+    const h: ChannelHost = {
+      ...base,
+      initialCredit: 48,
+      flow: {
+        sender: (connId, id, initial) => (calls.push(`sender:${connId}:${id}:${initial}`), new CreditMessageFlowControl(() => {}).sender(connId, id, initial)),
+        receiver: (connId, id, initial, buffered) => (calls.push(`receiver:${connId}:${id}:${initial}:${buffered()}`), new CreditMessageFlowControl(() => {}).receiver(connId, id, initial, buffered)),
+      },
+      sendData: (id, payload) => calls.push(`data:${id}:${payload.length}`),
+      sendClose: (id) => calls.push(`close:${id}`),
+      sendReset: (id) => calls.push(`reset:${id}`),
+    };
+    const r = new ChannelRegistry(h, true);
+    const port = rawChannelPort(h, r);
+    assert.equal(port.connId, CONN);
+    assert.equal(port.initialCredit, 48);
+    assert.equal(port.allocate(), 1);
+    port.notePeerId(4);
+    assert.equal(outcome(() => port.notePeerId(0)), "channeling.id.zero-reserved");
+    const s = sink();
+    port.claim(4, s);
+    assert.equal(outcome(() => port.notePeerId(4)), "channeling.id.uniqueness", "claimed: live");
+    r.onData(4, Uint8Array.of(1, 2));
+    assert.deepEqual(s.seen, ["data:2"]);
+    port.release(4, "reset");
+    assert.equal(r.openCount, 0);
+    assert.equal(outcome(() => r.onData(4, DATA)), "ok", "released as reset");
+    assert.equal(port.receiveCredit(6, () => 3).outstanding, 48);
+    assert.equal(port.sendCredit(8).available, 48);
+    port.sendData(6, Uint8Array.of(1, 2, 3));
+    port.sendClose(6);
+    port.sendReset(8);
+    assert.deepEqual(calls, [`receiver:${CONN}:6:48:3`, `sender:${CONN}:8:48`, "data:6:3", "close:6", "reset:8"]);
+  });
+});
+
+describe("CallChannelBinder", () => {
+  function binderHost() {
+    const h = host();
+    return { h, reg: new ChannelRegistry(h, true) };
+  }
+
+  test("a handle of the wrong kind or without a partner is a TypeError that says what it got", () => {
+    const { h, reg } = binderHost();
+    const b = new CallChannelBinder(h, reg);
+    assert.throws(() => b.bindOutgoing(new Rx<number>(), t.rx(t.u8)), /no partner Tx/);
+    assert.throws(() => b.bindOutgoing(new Tx<number>(), t.tx(t.u8)), /no partner Rx/);
+    assert.throws(() => b.bindOutgoing(channel<number>()[0], t.rx(t.u8)), /got a Tx$/);
+    assert.throws(() => b.bindOutgoing(channel<number>()[1], t.tx(t.u8)), /got an Rx$/);
+    assert.throws(() => b.bindOutgoing(null, t.tx(t.u8)), /got null$/);
+    assert.throws(() => b.bindOutgoing(7, t.rx(t.u8)), /got number$/);
+  });
+
+  test("callee without Request.channels: the ids in the payload are used, and nothing is left to consume", () => {
+    const { h, reg } = binderHost();
+    const b = new CallChannelBinder(h, reg);
+    const rx = b.bindIncoming(5, t.rx(t.u8)) as Rx<number>;
+    const tx = b.bindIncoming(6, t.tx(t.u8)) as Tx<number>;
+    assert.equal(rx.id, 5);
+    assert.equal(tx.id, 6);
+    assert.deepEqual(b.ids, [5, 6]);
+    assert.equal(outcome(() => b.checkAllConsumed()), "ok");
+    assert.equal(reg.openCount, 2);
+    assert.equal(outcome(() => reg.onCredit(6, 1)), "ok", "the Tx end is registered as a send end");
+    assert.equal(outcome(() => reg.onData(5, DATA)), "ok", "the Rx end is registered as a receive end");
+    const full = new CallChannelBinder(h, reg, [9]);
+    full.bindIncoming(0, t.rx(t.u8));
+    assert.equal(outcome(() => full.checkAllConsumed()), "ok");
+    assert.equal(outcome(() => new CallChannelBinder(h, reg, [11]).bindIncoming(0, t.rx(t.u8)) && undefined), "ok");
+    assert.equal(outcome(() => b.bindIncoming(9, t.rx(t.u8))), "channeling.id.uniqueness", "the peer's ids are checked");
+  });
+
+  test("fail releases every end as reset and fails it; endReceivers closes only the receive ends", async () => {
+    const { h, reg } = binderHost();
+    const b = new CallChannelBinder(h, reg, [3, 5]);
+    const rx = b.bindIncoming(0, t.rx(t.u8)) as Rx<number>;
+    const tx = b.bindIncoming(0, t.tx(t.u8)) as Tx<number>;
+    const e = new ConnectionClosedError("gone", "local");
+    assert.equal(reg.openCount, 2);
+    b.fail(e);
+    assert.equal(reg.openCount, 0);
+    assert.equal(outcome(() => reg.onData(3, DATA)), "ok", "3 ended as reset: late Data is ignored");
+    assert.equal(outcome(() => reg.onClose(5)), "ok", "5 ended as reset: a late Close is ignored");
+    await assert.rejects(rx.next(), (x) => x === e);
+    await assert.rejects(tx.send(1), (x) => x === e);
+
+    const c = new CallChannelBinder(h, reg, [7, 9]);
+    const rx2 = c.bindIncoming(0, t.rx(t.u8)) as Rx<number>;
+    const tx2 = c.bindIncoming(0, t.tx(t.u8)) as Tx<number>;
+    c.endReceivers();
+    assert.equal(reg.openCount, 1, "the send end stays registered");
+    assert.deepEqual(await rx2.next(), { value: undefined, done: true });
+    assert.equal(tx2.isClosed, false, "send ends stay open");
+    assert.equal(outcome(() => reg.onData(7, DATA)), "channeling.data-after-close");
   });
 });
