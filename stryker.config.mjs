@@ -50,7 +50,9 @@ const scopes = {
       "src/session/errors.ts",
       "src/session/transport.ts",
     ],
-    tests: ["wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls", "session-collaborators", "link-collaborators"],
+    // core-link/core-calls first: in-process and fast, they kill most mutants
+    // before the socket-based files run.
+    tests: ["core-link", "core-calls", "wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls", "session-collaborators", "link-collaborators"],
   },
 };
 
