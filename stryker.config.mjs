@@ -25,7 +25,7 @@ const scopes = {
   },
   shm: {
     mutate: ["src/transport/shm/bipbuf.ts", "src/transport/shm/varslot.ts", "src/transport/shm/flow.ts", "src/transport/shm/frame.ts"],
-    tests: ["flow-credit", "credit-invariants", "shm-units", "shm-segment"],
+    tests: ["flow-credit", "credit-invariants", "shm-units", "shm-corruption", "shm-segment"],
   },
   // src/session in three runs (one folder in the summary): flow control, the
   // channel registry, and the link/connection half, each with its own tests.

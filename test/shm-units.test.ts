@@ -34,6 +34,8 @@ describe("SHM frame payloads", () => {
     assert.deepEqual([...controlPayload({ type: "Reset", connId: 258, channelId: 9 })], [2, 1, 0, 0, 0, 0, 0, 0]);
     // Goodbye: a postcard String (length, UTF-8), as the spec says.
     assert.deepEqual([...controlPayload({ type: "Goodbye", connId: 0, reason: "bye é" })], [6, ...new TextEncoder().encode("bye é")]);
+    const long = "a reason of more than a few characters ".repeat(10);
+    assert.deepEqual([...controlPayload({ type: "Goodbye", connId: 0, reason: long })], [(long.length & 0x7f) | 0x80, long.length >> 7, ...new TextEncoder().encode(long)]);
     assert.deepEqual([...controlPayload({ type: "Connect", requestId: 1, metadata: [["k", "v"]] })], [1, 1, 107, 0, 1, 118]);
     assert.deepEqual([...controlPayload({ type: "Accept", requestId: 1, connId: 5, metadata: [] })], [5, 0]);
     assert.deepEqual([...controlPayload({ type: "Reject", requestId: 1, reason: "no", metadata: [["n", 7n]] })], [2, 110, 111, 1, 1, 110, 2, 7]);
@@ -167,6 +169,10 @@ describe("SHM credit objects (flow.ts) against a fake channel table", () => {
     const w2 = s.acquire(5)!;
     assert.deepEqual(log, ["waiting true"]);
     assert.equal(s.ready, false, "30 B do not fit in 10");
+    state.granted = 29;
+    assert.equal(s.ready, false, "29 B do not fit 30");
+    state.granted = 30;
+    assert.equal(s.ready, true, "exactly enough");
     state.granted = 33; // w1 fits, then 3 B are left: w2 (5 B) keeps waiting
     assert.equal(s.ready, true);
     assert.equal(s.poll(), true);

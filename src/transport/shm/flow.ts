@@ -42,12 +42,15 @@ export class ShmSendCredit implements SendCredit {
     if (this.t === 0 || this.dead) return 0;
     const r = (this.host.table.granted(this.t) - this.sent) | 0;
     // r[shm.flow.wrap-rule]: negative means corruption; treat as no credit.
+    // mutation: equivalent — `r <= 0`: at r == 0 both branches give 0.
     return r < 0 ? 0 : r;
   }
 
   /** The first waiter's bytes are available now. */
   get ready(): boolean {
     const need = this.queue.firstNeed;
+    // mutation: equivalent — dropping `need !== undefined`: `available >= undefined` is false too
+    // (the test is there for the type checker).
     return need !== undefined && this.available >= need;
   }
 
@@ -96,7 +99,7 @@ export class ShmSendCredit implements SendCredit {
   /** r[shm.flow.reset]: stop touching the counter once the channel ended. */
   detach(): void {
     this.t = 0;
-    if (!this.dead) this.fail(new ConnectionClosedError("channel ended", "local"));
+    this.fail(new ConnectionClosedError("channel ended", "local")); // a no-op once dead (fail keeps the first reason)
   }
 }
 

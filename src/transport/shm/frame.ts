@@ -72,6 +72,8 @@ export function controlPayload(m: Message): Uint8Array {
       return connIdBytes(m.connId);
     case "Goodbye": {
       // r[shm.goodbye.payload]: a postcard String.
+      // mutation: equivalent — `m.reason.length / 3`: the capacity is only a first guess (the
+      // Writer grows as it writes); what must hold is that it is never negative.
       const w = new Writer(16 + m.reason.length * 3);
       w.string(m.reason);
       return w.finish();
