@@ -41,6 +41,11 @@ function ring() {
 }
 
 describe("BipBuffer header checks", () => {
+  test("FAULT is neither an offset nor 'full'", () => {
+    assert.ok(FAULT < 0);
+    assert.notEqual(FAULT as number, -1);
+  });
+
   test("the fields sit at the header's offsets; reset zeroes them and stores the capacity", () => {
     const { sab, i32, bb } = ring();
     assert.equal(bb.data, HDR + 128);
@@ -342,7 +347,11 @@ describe("VarSlotPool: the pool format and the checks of what a peer wrote", () 
       want.setBigUint64(C.freeHeads + 16, END, true);
       assert.deepEqual([...s.u8.subarray(h, h + 64)], [...new Uint8Array(want.buffer)], `class ${c} header`);
       for (let i = 0; i < k.count; i++) assert.deepEqual(readMeta(s, c, i), [0, SlotState.Free, 0, i + 1 < k.count ? i + 1 : NONE], `class ${c} slot ${i}`);
+      // Class 0's data starts right after its last SlotMeta: nothing is written past the metadata.
+      const d = l.classes[c]!.data0;
+      assert.deepEqual([...s.u8.subarray(d, d + 16)], new Array(16).fill(0xee), `class ${c} slot data untouched`);
     });
+    assert.equal(l.classes[0]!.data0, l.classes[0]!.meta0 + 80 * SLOT_META_SIZE, "(the layout this test relies on)");
   });
 
   test("classFor and alloc: the smallest class whose slots hold the size, null above the largest", () => {
@@ -573,6 +582,49 @@ describe("VarSlotPool: the pool format and the checks of what a peer wrote", () 
     assert.equal(pool.grown, 3);
   });
 
+  test("slot offsets: data and metadata of extent 0 come from the layout", () => {
+    const { l, host } = hostSegment();
+    const pool = host.pool;
+    assert.equal(pool.dataOffset({ classIdx: 1, extentIdx: 0, slotIdx: 3, generation: 0 }), l.classes[1]!.data0 + 3 * 1024);
+    setMeta(host, 1, 5, M.owner, 77);
+    assert.equal(pool.owner({ classIdx: 1, extentIdx: 0, slotIdx: 5, generation: 0 }), 77);
+  });
+
+  test("alloc with grow does not grow a larger class it falls back to", () => {
+    const { host } = hostSegment();
+    const pool = host.pool;
+    assert.equal(pool.grow(1), true);
+    assert.equal(pool.grow(1), true);
+    for (let e = 0; e < 3; e++) setHead(host, 1, e, NONE, 0);
+    setHead(host, 2, 0, NONE, 0);
+    assert.equal(pool.alloc(1000, 0, true), null, "class 1 has all its extents, class 2 is dry: nothing");
+    assert.equal(pool.extentCount(2), 1, "class 2 was not grown");
+  });
+
+  test("a guest allocates only from the extents the class header counts", () => {
+    const { backing, host } = hostSegment();
+    host.pool.grow(1);
+    const guest = Segment.attach(backing);
+    setHead(host, 1, 0, NONE, 0);
+    Atomics.store(host.i32, (host.layout.classes[1]!.header + C.extentCount) >> 2, 1);
+    assert.equal(guest.pool.alloc(1000, 1)!.classIdx, 2, "extent 1 is not counted");
+    Atomics.store(host.i32, (host.layout.classes[1]!.header + C.extentCount) >> 2, 2);
+    assert.deepEqual(Object.values(guest.pool.alloc(1000, 1)!).slice(0, 2), [1, 1]);
+  });
+
+  test("recoverPeer and countOwned read the metadata of the class's slots only (not the slot data after them)", () => {
+    const { l, host } = hostSegment();
+    const ref = host.pool.alloc(64, 3)!;
+    assert.deepEqual([ref.classIdx, ref.slotIdx], [0, 0]);
+    // Slot 0's payload happens to look like a SlotMeta owned by peer 3 (it sits right after the last one).
+    const d = l.classes[0]!.data0;
+    host.dv.setUint32(d + M.state, SlotState.InFlight, true);
+    host.dv.setUint32(d + M.owner, 3, true);
+    assert.equal(host.pool.countOwned(3), 1);
+    assert.equal(host.pool.recoverPeer(3), 1);
+    assert.equal(host.dv.getUint32(d + M.state, true), SlotState.InFlight, "the payload is not touched");
+  });
+
   test("repairHeaders (host) writes back the geometry a guest scribbled; a guest's pool repairs nothing", () => {
     const { l, backing, host } = hostSegment();
     host.pool.grow(2);
@@ -709,6 +761,44 @@ describe("VarSlotPool, guest: an appended extent is used only where its own head
     assert.equal(g.guest({ backing: limited(g.x2end) }).check(g.ref, 100), undefined);
     assert.equal(g.guest({ backing: limited(g.x2 + 64) }).check(g.ref, 100), missing(g.x2), "header inside, slots beyond");
     assert.equal(g.guest({ backing: limited(g.x2 + 63) }).check(g.ref, 100), missing(g.x2));
+  });
+
+  test("the class header's offset is followed even where the walk cannot reach (an earlier extent's header is broken)", () => {
+    const g = grown();
+    g.host.u8[g.x1] = 0;
+    const p = g.guest();
+    assert.equal(p.check(g.ref, 100), undefined);
+    assert.equal(p.dataOffset(g.ref), g.want);
+    assert.equal(g.guest().check({ ...g.ref, classIdx: 1 }, 0), "shm.varslot.extents: class 1 has no extent 1 (the class header says offset " + g.x1 + ")");
+  });
+
+  test("extent 2: the class header's second offset; an offset that names another index is not believed", () => {
+    const g = grown();
+    assert.equal(g.host.pool.grow(1), true);
+    const x3 = g.x2end;
+    const h1 = g.l.classes[1]!.header;
+    const ref = { classIdx: 1, extentIdx: 2, slotIdx: 1, generation: 0 };
+    const want = g.host.pool.dataOffset(ref);
+    assert.equal(want, x3 + extentDataOffset(cfg.sizeClasses[1]!) + 1024);
+    // Followed directly, with the walk broken at x1.
+    g.host.u8[g.x1] = 0;
+    assert.equal(g.guest().dataOffset(ref), want);
+    g.host.u8[g.x1] = EXTENT_MAGIC[0]!;
+    // The second offset names x1 (class 1's extent 1): the walk finds extent 2 past it.
+    g.host.dv.setBigUint64(h1 + C.extentOffsets + 8, BigInt(g.x1), true);
+    assert.equal(g.guest().dataOffset(ref), want);
+    assert.equal(g.guest().dataOffset({ ...ref, extentIdx: 1 }), g.x1 + extentDataOffset(cfg.sizeClasses[1]!) + 1024);
+  });
+
+  test("an extent of one page may end exactly at the limit", () => {
+    const one: SegmentConfig = { ...cfg, sizeClasses: [{ slotSize: 16, count: 8 }, { slotSize: 160 * 1024, count: 2 }] };
+    const { l, backing, host } = hostSegment(one);
+    assert.equal(align(extentSize(one.sizeClasses[0]!), PAGE), PAGE);
+    host.pool.grow(0);
+    const ref = { classIdx: 0, extentIdx: 1, slotIdx: 0, generation: 0 };
+    const at = (maxSize: number) => new VarSlotPool(backing, host.u8, host.i32, host.u64, l.classes, maxSize, l.totalSize).check(ref, 0);
+    assert.equal(at(l.totalSize + PAGE), "slot is free");
+    assert.match(at(l.totalSize + PAGE - 1)!, /^shm\.varslot\.extents: class 0 has no extent 1/);
   });
 
   test("the walk takes at most classes x 3 steps", () => {

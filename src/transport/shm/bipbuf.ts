@@ -24,6 +24,8 @@ export class BipBuffer {
   readonly iSleeping: number;
   /** Byte offset of the data region in the segment. */
   readonly data: number;
+  // mutation: equivalent — the initial value (and the reset to -1 in commit) is read only by a
+  // commit that no grant preceded, which the producer never does.
   private granted = -1;
 
   constructor(
@@ -32,6 +34,7 @@ export class BipBuffer {
     readonly header: number,
     readonly capacity: number,
   ) {
+    // mutation: equivalent — `header - B.write`: B.write is 0.
     this.iWrite = (header + B.write) >> 2;
     this.iWatermark = (header + B.watermark) >> 2;
     this.iRead = (header + B.read) >> 2;
@@ -109,7 +112,7 @@ export class BipBuffer {
   /** Publishes `n` granted bytes (r[shm.bipbuf.commit]). */
   commit(n: number): void {
     Atomics.store(this.i32, this.iWrite, this.granted + n);
-    this.granted = -1;
+    this.granted = -1; // see `granted`
   }
 
   /** True when the consumer has nothing to read (producer's view). */
@@ -128,6 +131,10 @@ export class BipBuffer {
   readableLength = 0;
   readable(): number {
     const cap = this.capacity;
+    // mutation: equivalent — `attempt <= 2` and `attempt--`: the body runs at most twice anyway.
+    // A second pass follows only the reset at the watermark, and it always returns or breaks:
+    // it sees the watermark 0 (only the producer sets one, and only when n < read, which is 0
+    // now), so it takes the write branch.
     for (let attempt = 0; attempt < 2; attempt++) {
       const wm = Atomics.load(this.i32, this.iWatermark);
       const r = Atomics.load(this.i32, this.iRead);

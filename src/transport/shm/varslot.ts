@@ -82,6 +82,7 @@ export class VarSlotPool {
     this.classes.forEach((k, c) => {
       const h = k.header;
       this.u8.fill(0, h, h + 64);
+      // mutation: equivalent — `h - C.slotSize`: C.slotSize is 0.
       this.i32[(h + C.slotSize) >> 2] = k.slotSize;
       this.i32[(h + C.slotsPerExtent) >> 2] = k.count;
       this.i32[(h + C.extentCount) >> 2] = 1;
@@ -106,6 +107,7 @@ export class VarSlotPool {
   extentCount(c: number): number {
     if (this.host) return this.host.extentCounts[c]!;
     const n = Atomics.load(this.i32, (this.classes[c]!.header + C.extentCount) >> 2);
+    // mutation: equivalent — `n > 1`: at n == 1 both branches give 1.
     return n >= 1 && n <= MAX_EXTENTS_PER_CLASS ? n : 1;
   }
 
@@ -141,7 +143,13 @@ export class VarSlotPool {
    * ready, magic last).
    */
   private extentAt(at: number): { at: number; c: number; e: number; end: number } | null {
+    // mutation: equivalent — dropping `Number.isSafeInteger(at)`, or `at + PAGE <= maxSize` (or
+    // `at - PAGE`): `end > maxSize` below rejects the same offsets (end >= at + PAGE, and an
+    // offset above 2^53 is far above maxSize); these only reject before the header is read.
     if (!(Number.isSafeInteger(at) && at >= this.initialSize && at % PAGE === 0 && at + PAGE <= this.maxSize)) return null;
+    // mutation: equivalent — not returning here (or ensuring less): ensure(end) below fails for
+    // every offset this one fails for (end > at + EXTENT_HEADER_SIZE). This one keeps the header
+    // read inside what the backing maps.
     try {
       this.backing.ensure(at + EXTENT_HEADER_SIZE);
     } catch {
@@ -198,6 +206,8 @@ export class VarSlotPool {
   private metaBase(c: number, e: number): number {
     if (e === 0) return this.classes[c]!.meta0;
     const off = this.extentOffset(c, e);
+    // mutation: equivalent — `off - extentSize`: extentOffset already ensured [0, end) with
+    // end >= off + extentSize (a guest, in extentAt) or grew it (the host); nothing shrinks it.
     this.backing.ensure(off + extentSize(this.classes[c]!));
     return off + EXTENT_HEADER_SIZE;
   }
@@ -206,6 +216,7 @@ export class VarSlotPool {
     const k = this.classes[c]!;
     if (e === 0) return k.data0;
     const off = this.extentOffset(c, e);
+    // mutation: equivalent — `off - extentSize`: see metaBase.
     this.backing.ensure(off + extentSize(k));
     return off + extentDataOffset(k);
   }
@@ -239,6 +250,8 @@ export class VarSlotPool {
       if (ref) return ref;
       if (grow && c === first && this.grow(c)) {
         const again = this.allocFromClass(c, owner);
+        // mutation: equivalent — `if (true)`: a freshly appended extent has free slots, so
+        // `again` is never null here.
         if (again) return again;
       }
     }
@@ -246,14 +259,17 @@ export class VarSlotPool {
   }
 
   private allocFromClass(c: number, owner: number): SlotRef | null {
-    const n = this.extentCount(c);
-    for (let e = 0; e < n && e < MAX_EXTENTS_PER_CLASS; e++) {
+    const n = this.extentCount(c); // at most MAX_EXTENTS_PER_CLASS
+    for (let e = 0; e < n; e++) {
       let ref: SlotRef | null;
       try {
         ref = this.pop(c, e, owner);
       } catch (err) {
         // A guest found an extent offset that fails its check (someone wrote
         // it): that extent is not used; the host restores the header.
+        // mutation: equivalent — an empty catch block, or `if (true)`: pop throws nothing but
+        // SegmentFault (extentAt catches the backing's errors, and the extent's range is ensured
+        // before metaBase returns), and an empty block also goes on to the next extent.
         if (err instanceof SegmentFault) continue;
         throw err;
       }
@@ -268,6 +284,7 @@ export class VarSlotPool {
     const fh = (k.header + C.freeHeads + 8 * e) >> 3;
     const metas = this.metaBase(c, e);
     let corrupt = 0;
+    // mutation: equivalent — `spins <= 1_000_000`: one more attempt after a million lost races.
     for (let spins = 0; spins < 1_000_000; spins++) {
       const head = Atomics.load(this.u64, fh);
       const idx = Number(head >> 32n);
@@ -275,7 +292,7 @@ export class VarSlotPool {
       const tag = Number(head & 0xffffffffn);
       const m = (metas + idx * SLOT_META_SIZE) >> 2;
       const next = Atomics.load(this.i32, m + 3) >>> 0;
-      const nextHead = (BigInt(next === NONE || next >= k.count ? NONE : next) << 32n) | BigInt((tag + 1) >>> 0);
+      const nextHead = (BigInt(next >= k.count ? NONE : next) << 32n) | BigInt((tag + 1) >>> 0); // NONE >= any count
       if (Atomics.compareExchange(this.u64, fh, head, nextHead) === head) {
         // Only a Free slot may be handed out: a list someone scribbled on
         // could name a slot in use by another peer. Such a slot is left alone
@@ -332,8 +349,8 @@ export class VarSlotPool {
     // The host checks against its own record. A guest does not check against
     // the shared count (another guest may have scribbled it, found by the
     // segment fuzzer): metaIndex below verifies the extent's own header.
-    const extents = this.host ? this.host.extentCounts[c]! : MAX_EXTENTS_PER_CLASS;
-    if (ref.extentIdx >= extents || ref.extentIdx >= MAX_EXTENTS_PER_CLASS) return `extent ${ref.extentIdx} of class ${c} does not exist`;
+    const extents = this.host ? this.host.extentCounts[c]! : MAX_EXTENTS_PER_CLASS; // the host's count is at most MAX too
+    if (ref.extentIdx >= extents) return `extent ${ref.extentIdx} of class ${c} does not exist`;
     if (ref.slotIdx >= k.count) return `slot ${ref.slotIdx} is beyond class ${c} (${k.count} slots)`;
     if (len > k.slotSize) return `payload of ${len} bytes does not fit a ${k.slotSize}-byte slot`;
     let m: number;
