@@ -17,11 +17,11 @@ const scopes = {
   },
   wire: {
     mutate: ["src/wire/**/*.ts"],
-    tests: ["codec", "golden-vectors", "wire-facts", "session-protocol"],
+    tests: ["wire-units", "codec", "golden-vectors", "wire-facts", "session-protocol"],
   },
   stream: {
     mutate: ["src/transport/stream.ts"],
-    tests: ["stream-transport", "stream-units", "slow-consumer", "session-protocol", "pure-js-path"],
+    tests: ["stream-transport", "stream-units", "stream-edges", "slow-consumer", "session-protocol", "pure-js-path"],
   },
   shm: {
     mutate: ["src/transport/shm/bipbuf.ts", "src/transport/shm/varslot.ts", "src/transport/shm/flow.ts", "src/transport/shm/frame.ts"],

@@ -133,11 +133,14 @@ function writeIdList(w: Writer, ids: readonly number[]): void {
 const methodIdCache = new Map<bigint, Uint8Array>();
 function writeMethodId(w: Writer, id: bigint): void {
   let b = methodIdCache.get(id);
+  // mutation: equivalent — `true` re-encodes an id already cached: the same bytes (the cache only saves time).
   if (b === undefined) {
     checkU64(id);
     const tmp = new Writer(16);
     tmp.varintBig(id);
     b = tmp.finish();
+    // mutation: equivalent — any bound, clearing always or never: a miss re-encodes the same bytes,
+    // so only the cache's memory and hit rate change (not what is written).
     if (methodIdCache.size >= 4096) methodIdCache.clear();
     methodIdCache.set(id, b);
   }
@@ -257,6 +260,7 @@ export function readMetadata(r: Reader): MetadataEntry[] {
 
 function readIdList(r: Reader): number[] {
   const n = r.length(1);
+  // mutation: equivalent — `new Array()`: every index 0..n-1 is assigned in order below.
   const out: number[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = r.varintSafe();
   return out;
@@ -350,7 +354,10 @@ export const METADATA_LIMITS = {
 const enc = new TextEncoder();
 function utf8Len(s: string): number {
   // Fast path for ASCII.
+  // mutation: equivalent — `ascii = false`, or the `>= 0x80` test made `true`: the slow path
+  // (TextEncoder) measures an ASCII string as the same number of bytes.
   let ascii = true;
+  // mutation: equivalent — `i <= s.length`: charCodeAt(s.length) is NaN, never >= 0x80.
   for (let i = 0; i < s.length; i++) {
     if (s.charCodeAt(i) >= 0x80) {
       ascii = false;
