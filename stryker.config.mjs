@@ -21,7 +21,7 @@ const scopes = {
   },
   stream: {
     mutate: ["src/transport/stream.ts"],
-    tests: ["stream-transport", "stream-units", "stream-edges", "slow-consumer", "session-protocol", "pure-js-path"],
+    tests: ["stream-transport", "stream-units", "stream-edges", "stream-purejs", "slow-consumer", "session-protocol", "pure-js-path"],
   },
   shm: {
     mutate: ["src/transport/shm/bipbuf.ts", "src/transport/shm/varslot.ts", "src/transport/shm/flow.ts", "src/transport/shm/frame.ts"],
