@@ -134,6 +134,12 @@ const Svc = defineService("Core", {
   upload: method([arg("input", t.rx(t.bytes))], t.unit),
 });
 const M = Svc.methods;
+const More = defineService("CoreMore", {
+  ping: method([], t.unit),
+  pair: method([], t.tuple(t.u32, t.u32)),
+  count: method([arg("input", t.rx(t.u32))], t.u32),
+  context: method([], t.string),
+});
 const argsOf = <A extends any[]>(m: { encodeArgs(w: Writer, a: A): void }, a: A) => {
   const w = new Writer();
   m.encodeArgs(w, a);
@@ -376,6 +382,18 @@ describe("outgoing calls", () => {
     ]);
   });
 
+  test("a call with channels lists their ids in Request.channels, numbered by our parity", () => {
+    const x = conn({ initiator: true });
+    const [, rx] = channel<number>();
+    void x.c.call(M.feed, [rx]);
+    const [tx] = channel<number>();
+    void x.c.call(M.produce, [tx]);
+    assert.deepEqual(
+      x.sent.map((m) => (m as RequestMessage).channels),
+      [[1], [3]],
+    );
+  });
+
   test("a call on a closed connection rejects unsent, and the channel handles in its arguments fail with it", async () => {
     const x = conn();
     const error = new ConnectionClosedError("closed", "local");
@@ -431,7 +449,10 @@ describe("outgoing calls", () => {
 
   test("arguments that do not encode, or exceed max_payload_size, are refused unsent and end the call's channels", async () => {
     const x = conn();
-    await assert.rejects(x.c.call(M.echo, [42 as unknown as string]), (e) => e instanceof EncodeFailedError && e.what === "the arguments of Core.echo" && e.cause !== undefined);
+    await assert.rejects(
+      x.c.call(M.echo, [42 as unknown as string]),
+      (e) => e instanceof EncodeFailedError && e.what === "the arguments of Core.echo" && e.cause instanceof Error && e.detail === e.cause.message,
+    );
     x.limits.maxPayloadSize = 3;
     // "abc" encodes as 4 bytes (length + 3).
     await assert.rejects(x.c.call(M.echo, ["abc"]), (e) => e instanceof EncodeFailedError && /4 bytes exceeds the negotiated max_payload_size 3/.test(e.detail));
@@ -512,6 +533,11 @@ describe("outgoing calls", () => {
     );
     const bytesError = await outcome(CANCELLED, [["roam-error", Uint8Array.of(1)]]);
     assert.ok(bytesError instanceof CancelledError);
+    const bytesDetail = await outcome(CANCELLED, [
+      ["roam-error", Uint8Array.of(1)],
+      ["roam-rejected", "denied"],
+    ]);
+    assert.ok(bytesDetail instanceof CancelledError && !(bytesDetail instanceof CallRejectedError));
     const bad = await outcome(Uint8Array.of(7));
     assert.ok(bad instanceof ResponseDecodeError);
     assert.equal((bad as ResponseDecodeError).method, "Core.echo");
@@ -658,8 +684,7 @@ describe("served calls", () => {
     x.control.handle({ type: "Data", connId: 0, channelId: 4, payload: new Uint8Array(1) }); // late Data on a burned channel: ignored
     x.control.handle(req(2, 1n, new Uint8Array(), { channels: [8, 10] }));
     assert.equal(held.length, 1, "1 + 2 = 3 channels fit");
-    raw.claim(raw.allocate(), recordingSink());
-    raw.claim(raw.allocate(), recordingSink()); // 3 open, above nothing: a call with no channels is still served
+    for (let i = 0; i < 3; i++) raw.claim(raw.allocate(), recordingSink()); // 4 open, over the limit: a call with no channels is still served
     x.control.handle(req(3, 1n, new Uint8Array()));
     assert.equal(held.length, 2);
   });
@@ -685,6 +710,29 @@ describe("served calls", () => {
     const late = held[1]!.signal;
     assert.equal(late.aborted, true);
     assert.ok(late.reason instanceof CancelledError);
+  });
+
+  test("a call cancelled twice (Cancel, then the connection lost) keeps the first reason", () => {
+    const held: IncomingCall[] = [];
+    const x = conn({ dispatcher: { dispatch: (c) => held.push(c) } });
+    x.control.handle(req(1, 1n, new Uint8Array()));
+    x.control.handle({ type: "Cancel", connId: 0, requestId: 1 });
+    x.control.teardown(new ConnectionClosedError("gone", "transport"));
+    assert.ok(held[0]!.signal.reason instanceof CancelledError);
+  });
+
+  test("inFlight names calls by hex id when the dispatcher cannot describe them, or is gone", () => {
+    const x = conn({ dispatcher: { dispatch: () => {} } });
+    x.control.handle(req(1, 0x2an, new Uint8Array()));
+    assert.deepEqual(
+      x.control.inFlight().map((c) => c.name),
+      ["method 0x000000000000002a"],
+    );
+    x.c.setDispatcher(null);
+    assert.deepEqual(
+      x.control.inFlight().map((c) => c.name),
+      ["method 0x000000000000002a"],
+    );
   });
 
   test("divert: the next respond goes to the capture (a copy), then to the wire again", () => {
@@ -914,6 +962,36 @@ describe("typed handlers", () => {
     assert.deepEqual(x.responses(), [resp(1, INVALID)]);
     x.control.handle({ type: "Data", connId: 0, channelId: 1, payload: Uint8Array.of(1) }); // burned: ignored
     assert.equal(x.c.rawChannels().connId, 0);
+  });
+});
+
+describe("typed handlers: results of every shape", () => {
+  test("void and tuple results answer at once; a receive-only call answers at once too; the context describes the call", async () => {
+    const x = conn({ connId: 7, initiator: false });
+    x.c.setDispatcher(
+      serve(More, {
+        ping: () => undefined,
+        pair: () => [1, 2] as [number, number],
+        count: () => 0,
+        context: (ctx) => {
+          assert.equal(ctx.signal.aborted, false);
+          return `${ctx.method.name} ${ctx.requestId} ${ctx.connection.connId} ${JSON.stringify(ctx.metadata)}`;
+        },
+      }),
+    );
+    x.control.handle(req(1, More.methods.ping.id, new Uint8Array()));
+    x.control.handle(req(2, More.methods.pair.id, new Uint8Array()));
+    x.control.handle(req(3, More.methods.count.id, Uint8Array.of(1), { channels: [1] }));
+    x.control.handle(req(4, More.methods.context.id, new Uint8Array(), { metadata: [["m", "v"]] }));
+    assert.deepEqual(
+      x.responses().map((r) => [r.requestId, [...r.payload]]),
+      [
+        [1, [0]],
+        [2, [0, 1, 2]],
+        [3, [0, 0]],
+        [4, [...okPayload(More.methods.context, 'context 4 7 [["m","v"]]')]],
+      ],
+    );
   });
 });
 

@@ -22,6 +22,7 @@ import { Link } from "../src/session/link.js";
 import type { LinkOptions } from "../src/session/link-options.js";
 import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
 import { serve } from "../src/session/serve.js";
+import { channel } from "../src/session/channel/pair.js";
 import { diagnosticsRegistry } from "../src/session/diagnostics.js";
 import type { Message, Metadata } from "../src/wire/message.js";
 import { ScriptTransport } from "./helpers/script-transport.js";
@@ -340,6 +341,7 @@ describe("Link: closing", () => {
     tr.closed = false; // the transport still delivers (a broken one): the link must not react
     tr.deliver({ type: "Request", connId: 0, requestId: 1, methodId: Echo.methods.echo.id, metadata: [], channels: [], payload: echoPayload("x") });
     tr.deliver({ type: "Hello", version: 2, maxPayloadSize: 1, initialChannelCredit: 1 });
+    tr.deliver({ type: "Goodbye", connId: 0, reason: "late: bye" });
     assert.equal(tr.sent.length, before);
     assert.deepEqual(reports, []);
   });
@@ -363,6 +365,48 @@ describe("Link: handling messages", () => {
       assert.deepEqual(tr.sentOf("Goodbye"), [{ type: "Goodbye", connId: 0, reason: `core.error.connection: internal error: ${text}` }]);
       assert.equal(reports[0]!.rule, "core.error.connection");
     }
+  });
+
+  test("an internal error on a virtual connection closes the whole link, not only that connection", async (ctx) => {
+    ctx.mock.method(console, "error", () => {});
+    const { link, tr } = await openLink();
+    link.acceptConnections(() => ({
+      dispatch: () => {
+        throw new Error("bug");
+      },
+    }));
+    tr.deliver({ type: "Connect", requestId: 1, metadata: [] });
+    const c = tr.sentOf("Accept")[0]!.connId;
+    tr.deliver({ type: "Request", connId: c, requestId: 1, methodId: 1n, metadata: [], channels: [], payload: new Uint8Array() });
+    assert.equal(link.isClosed, true);
+    assert.deepEqual(tr.sentOf("Goodbye"), [{ type: "Goodbye", connId: 0, reason: "core.error.connection: internal error: bug" }]);
+  });
+
+  test("a Reject for our Connect rejects connect() with its reason and metadata; the link stays", async () => {
+    const { link, tr } = await openLink();
+    const p = link.connect();
+    await turn();
+    tr.deliver({ type: "Reject", requestId: tr.sentOf("Connect")[0]!.requestId, reason: "full", metadata: [["retry", "later"]] });
+    await assert.rejects(p, (e) => e instanceof ConnectionRejectedError && e.reason === "full" && e.metadata.length === 1);
+    assert.equal(link.isClosed, false);
+  });
+
+  test("a channel send over a link waits while the transport is not writable", async () => {
+    const tr = new ScriptTransport();
+    let release!: () => void;
+    tr.writableResult = new Promise<void>((r) => (release = r));
+    const { link } = await openLink({}, tr);
+    const Feed = defineService("CoreFeed", { feed: method([arg("input", t.rx(t.u32))], t.u32) });
+    const [tx, rx] = channel<number>();
+    void link.root.call(Feed.methods.feed, [rx]).catch(() => {});
+    let done = false;
+    const s = tx.send(1).then(() => (done = true));
+    await timersUpTo(5);
+    assert.equal(tr.sentOf("Data").length, 1);
+    assert.equal(done, false);
+    release();
+    await within(s);
+    link.close();
   });
 
   test("a message for an unknown connection is message.conn-id; one that crossed our Goodbye is ignored", async () => {
@@ -809,6 +853,55 @@ describe("InboundPacer: the per-turn budget (mocked performance.now)", () => {
     assert.deepEqual(handled, [1, 2]);
   });
 
+  test("a transport that can neither pause nor resume reading, nor report a backlog, is still paced", async () => {
+    let drain: (() => void) | null = null;
+    const handled: number[] = [];
+    const p = new InboundPacer({
+      transport: {
+        replyBacklog: () => 1000,
+        onReplyDrain: (_b, cb) => {
+          drain = cb;
+        },
+      },
+      replyMark: 100,
+      handle: (m) => handled.push((m as { requestId: number }).requestId),
+      isClosed: () => false,
+      overflow: () => {},
+    });
+    p.receive({ type: "Cancel", connId: 0, requestId: 1 }, performance.now());
+    assert.equal(p.paused, true);
+    p.receive({ type: "Cancel", connId: 0, requestId: 2 }, performance.now());
+    (drain as unknown as () => void)();
+    await turn();
+    assert.deepEqual(handled, [1, 2]);
+  });
+
+  test("a transport without a backlog is paced by the budget alone, also while resuming", async (ctx) => {
+    const now = fakeNow(ctx, 1000);
+    let now_ = 1000;
+    const handled: number[] = [];
+    const p = new InboundPacer({
+      transport: {},
+      replyMark: 100,
+      handle: (m) => {
+        const id = (m as { requestId: number }).requestId;
+        handled.push(id);
+        if (id === 1 || id === 2) now.set(now_ += 100);
+      },
+      isClosed: () => false,
+      overflow: () => {},
+    });
+    p.receive({ type: "Cancel", connId: 0, requestId: 1 }, 1000);
+    assert.equal(p.paused, true);
+    p.receive({ type: "Cancel", connId: 0, requestId: 2 }, 1000);
+    p.receive({ type: "Cancel", connId: 0, requestId: 3 }, 1000);
+    await turn();
+    assert.deepEqual(handled, [1, 2], "2 spent the resume's budget");
+    await turn();
+    assert.deepEqual(handled, [1, 2, 3]);
+    assert.equal(p.paused, false);
+  });
+
   test("clear() drops what is held", async () => {
     let backlog = 1000;
     const t = pacer({ backlog: () => backlog });
@@ -874,7 +967,7 @@ describe("ConnectionTable", () => {
     const a = table({ maxConnections: 1 });
     a.t.acceptConnections(() => null);
     a.t.onConnect(connect(1));
-    assert.equal(last(a.sent).type, "Accept");
+    assert.deepEqual(last(a.sent), { type: "Accept", requestId: 1, connId: 1, metadata: [] });
     a.t.onConnect(connect(2));
     assert.equal(last(a.sent).type, "Reject");
     assert.match(last(a.sent).reason!, /too many connections: 1 are open/);
@@ -903,7 +996,7 @@ describe("ConnectionTable", () => {
     t.onConnect(connect(2));
     t.onConnect(connect(3));
     t.onConnect(connect(4));
-    assert.deepEqual(sent.map((m) => [m.type, (m as { requestId: number }).requestId, (m as { reason?: string }).reason]), [["Reject", 4, "backlog full"]]);
+    assert.deepEqual(sent, [{ type: "Reject", requestId: 4, reason: "backlog full", metadata: [] }]);
     const one = (await waiting).value!;
     assert.deepEqual(one.metadata, [["who", "one"]]);
     const two = (await it.next()).value!;
