@@ -142,6 +142,8 @@ export class ConnectionTable {
     const timeoutMs = options.timeoutMs ?? this.port.connectTimeoutMs;
     return new Promise<Connection>((resolve, reject) => {
       const timer = setTimeout(() => {
+        // mutation: equivalent — `-> true`: every path that removes the entry (Accept, Reject,
+        // shutdown) clears this timer first, so it only fires while the entry is there.
         if (this.#pendingConnects.delete(requestId)) {
           this.#abandonedConnects.add(requestId);
           reject(new ConnectionRejectedError(`no Accept or Reject within ${timeoutMs} ms (message.connect.timeout)`, []));

@@ -343,6 +343,8 @@ function channelHost(connId: number, owner: ConnectionOwner, closed: () => boole
       if (closed()) return;
       owner.send(head ? { type: "Data", connId, channelId, payload, payloadHead: head } : { type: "Data", connId, channelId, payload });
     },
+    // mutation: equivalent — `closed() ?` -> false: teardown fails every channel of the
+    // connection first, so no Tx of a closed connection reaches the point where it asks.
     writable: () => (closed() ? undefined : owner.writable()),
     sendClose(channelId) {
       if (closed()) return;

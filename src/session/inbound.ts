@@ -85,6 +85,7 @@ export class InboundPacer {
 
   /** This turn's budget is spent: hold what else arrives and go on in the next turn. */
   #yield(): void {
+    // mutation: equivalent — `this.#paused ||`: receive() only gets here when not paused.
     if (this.#paused || this.port.isClosed()) return;
     this.#paused = true;
     this.port.transport.pauseReading?.();
@@ -94,6 +95,8 @@ export class InboundPacer {
   /** Replies back up: stop reading until they drained to half the mark. */
   #pause(): void {
     const t = this.port.transport;
+    // mutation: equivalent — `this.#paused ||`: receive() calls this only when not paused, and
+    // #resume clears the flag before handling anything.
     if (this.#paused || this.port.isClosed() || t.onReplyDrain === undefined) return;
     this.#paused = true;
     t.pauseReading?.();

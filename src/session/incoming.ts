@@ -142,6 +142,8 @@ export class IncomingCalls {
   /** The connection ended: every served call is cancelled with `error` and answers nothing. */
   teardown(error: RoamError): void {
     for (const sc of this.#serving.values()) {
+      // mutation: equivalent — `responded = false`: a later respond() reaches #sendResponse,
+      // which sends nothing once the connection is closed (isClosed is true before teardown).
       sc.responded = true;
       sc.cancel(error);
     }
@@ -192,6 +194,8 @@ export class IncomingCalls {
 
   readonly #sendResponse = (sc: ServedCall, payload: Uint8Array, metadata: Metadata, channels: number[]): void => {
     const id = sc.request.requestId;
+    // mutation: equivalent — `=== sc` -> true: a served call responds once (the `responded` flag)
+    // and its id is free only after that, so the entry under `id` is always `sc` or absent.
     if (this.#serving.get(id) === sc) this.#serving.delete(id);
     if (this.port.isClosed()) return;
     this.port.send({ type: "Response", connId: this.port.connection.connId, requestId: id, metadata, channels, payload });

@@ -112,13 +112,20 @@ export class Link {
       const n = this.options.handshake.start(this.transport);
       if (n) this.handshakeDone(n);
     }
+    // mutation: equivalent — arming the timer when the handshake already completed or the link
+    // already closed is harmless: ready() has settled, so the timer is cleared a microtask later
+    // and its callback re-checks both anyway (|| and `true` variants of this condition).
     if (!this.negotiated && !this.closedError) {
       const ms = this.options.handshakeTimeoutMs ?? 10_000;
       const timer = setTimeout(() => {
+        // mutation: equivalent — this guard and the clearTimeout below are redundant with each other:
+        // ready() settles exactly when negotiated/closedError is set, and its handlers clear the timer
+        // in the next microtask, before any timer can run. Dropping either one alone changes nothing.
         if (this.negotiated || this.closedError) return;
         this.shutdown(new ConnectionClosedError(`message.hello.timing: no Hello from the peer within ${ms} ms`, "local"));
         this.transport.close();
       }, ms);
+      // mutation: equivalent — `unref?.()` vs `unref()`: Node timers always have unref (the tests run on Node).
       timer.unref?.();
       ready.then(
         () => clearTimeout(timer),
@@ -136,6 +143,8 @@ export class Link {
   }
 
   private writable(): Promise<void> | undefined {
+    // mutation: equivalent — `this.closedError ?` -> false: only a connection's channel host asks,
+    // and it returns undefined itself once its connection is torn down, which shutdown does first.
     return this.closedError ? undefined : this.transport.writable();
   }
 
@@ -174,6 +183,7 @@ export class Link {
     const idle = this.options.idleTimeoutMs ?? 0;
     if (idle > 0) {
       this.idleTimer = setInterval(() => this.checkIdle(idle), Math.max(10, Math.min(idle / 4, 5000)));
+      // mutation: equivalent — as above, Node timers always have unref.
       this.idleTimer.unref?.();
     }
     const queued = this.preHandshake;
@@ -187,10 +197,17 @@ export class Link {
   // --- what connections ask of the link (through their ConnectionOwner) ----------
 
   private send(m: Message): void {
+    // mutation: equivalent — every way the link closes also closes its transport (or the transport
+    // closed first), and a closed transport's send() is a no-op (MessageTransport contract); before
+    // the handshake a closed link never flushes preHandshake. So this guard only saves work.
     if (this.closedError) return;
     if (!this.negotiated) {
       // r[message.hello.ordering]: hold everything until both Hellos; copy the
       // payload since callers may reuse its buffer.
+      // mutation: equivalent — `m.type === "Data"` -> false and `"payload" in m` -> false: only raw
+      // channel Data (never with a payloadHead) and Close/Reset can precede the handshake; Requests
+      // wait for it (OutgoingCalls), Responses answer Requests, and a Tx is bound only by a call.
+      // For head-less Data both branches make the same copy.
       this.preHandshake.push(m.type === "Data" ? { type: "Data", connId: m.connId, channelId: m.channelId, payload: dataPayload(m).slice() } : "payload" in m ? { ...m, payload: m.payload.slice() } : m);
       return;
     }
@@ -206,6 +223,9 @@ export class Link {
       return;
     }
     const control = this.connections.get(conn.connId);
+    // mutation: equivalent — Connection.close() returns early once the connection was torn down,
+    // and a connection leaves the table only through forget/shutdown, which tear it down: this
+    // guard is never true (its `false` and `&&` variants behave the same).
     if (control === undefined || control.connection !== conn) return;
     this.send({ type: "Goodbye", connId: conn.connId, reason });
     this.connections.forget(control, new ConnectionClosedError(reason || undefined, "local"));
@@ -268,6 +288,8 @@ export class Link {
 
   /** Closes the link if nothing happened for `idle` ms and nothing is in flight. */
   private checkIdle(idle: number): void {
+    // mutation: equivalent — `this.closedError ||` and the `idleTimer !== null` test in shutdown()
+    // are redundant with each other: shutdown clears the interval, and a closed link is not closed again.
     if (this.closedError || performance.now() - this.lastReceived < idle) return;
     if (!this.connections.quiet) return;
     this.close(`idle: no message for ${idle} ms and nothing in flight (idleTimeoutMs)`);
@@ -308,6 +330,9 @@ export class Link {
           try {
             conn.handle(m);
           } catch (e) {
+            // mutation: equivalent — `conn.connection.connId !== 0` -> true: violations raised on
+            // connection 0 always carry connId 0 (IncomingCalls, OutgoingCalls and the channel
+            // registry all use their own connection's id), so `e.connId !== 0` already excludes them.
             if (e instanceof ProtocolViolation && e.connId !== 0 && conn.connection.connId !== 0) {
               this.connectionViolation(conn, e);
               return;
@@ -373,6 +398,8 @@ export class Link {
 
   /** Fails everything and marks the link closed (the transport is closed by the caller). */
   private shutdown(error: RoamError): void {
+    // mutation: equivalent — every caller (close, onGoodbye via receive, linkViolation,
+    // transportClosed, the Hello timer) checks closedError first: shutdown runs once.
     if (this.closedError) return;
     this.closedError = error;
     if (this.idleTimer !== null) clearInterval(this.idleTimer);

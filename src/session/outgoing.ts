@@ -99,6 +99,8 @@ export class OutgoingCalls {
     const signal = options?.signal;
     if (signal?.aborted) return rejectUnsent(method, args, new CancelledError(qualified(method), "local", signal.reason));
     const metadata = options?.metadata ?? EMPTY_METADATA;
+    // mutation: equivalent — `> 0` only skips the check for empty metadata, which always passes
+    // (the same holds for the other `metadata.length > 0` guards in the session).
     if (metadata.length > 0) {
       const problem = checkMetadataLimits(metadata);
       if (problem) return rejectUnsent(method, args, new EncodeFailedError(`request metadata for ${qualified(method)}`, `${problem} (call.metadata.limits)`));
@@ -108,6 +110,8 @@ export class OutgoingCalls {
     const w = argWriter;
     w.reset();
     try {
+      // mutation: equivalent — `-> true`: a binder on a method without channels binds nothing;
+      // its ids are empty like NO_IDS and its fail/endReceivers/senders are no-ops.
       if (method.hasChannels) {
         binder = new CallChannelBinder(port.host, port.registry);
         (w as WithBinder).channelBinder = binder;
@@ -210,6 +214,8 @@ export class OutgoingCalls {
     // call.lifecycle.unknown-request-id: ignore responses we do not wait for.
     if (pc === undefined) return;
     this.#pending.delete(m.requestId);
+    // mutation: equivalent — `abandoned` is never true for a call still in #pending: #abandon
+    // removes the call from it (the same holds in teardown and inFlight below).
     if (pc.abandoned) return;
     if (m.metadata.length > 0) {
       const problem = checkMetadataLimits(m.metadata);
@@ -236,6 +242,7 @@ export class OutgoingCalls {
   #armCancellation(requestId: number, pc: PendingCall, signal: AbortSignal | undefined, timeout: number | undefined): void {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const onAbort = () => this.#abandon(requestId, pc, new CancelledError(pc.name, "local", signal?.reason));
+    // mutation: equivalent — `{ once: true }` -> `{}`: a signal aborts once, and cleanup removes the listener.
     if (signal) signal.addEventListener("abort", onAbort, { once: true });
     if (timeout !== undefined && Number.isFinite(timeout)) {
       timer = setTimeout(() => this.#abandon(requestId, pc, new TimeoutError(pc.name, timeout)), Math.max(0, timeout));
@@ -254,6 +261,10 @@ export class OutgoingCalls {
    * waiting for it.
    */
   #abandon(requestId: number, pc: PendingCall, error: RoamError): void {
+    // mutation: equivalent — the abort listener and the timer are the only callers and the first
+    // to fire removes the other (cleanup), so this runs at most once per call; and the entry under
+    // `requestId` is this call or nothing (ids are never reused), so deleting it unconditionally is
+    // the same: the guard, the flag and the `=== pc` test below cannot change what happens.
     if (pc.abandoned) return;
     pc.abandoned = true;
     pc.cleanup?.();
@@ -272,6 +283,8 @@ export class OutgoingCalls {
  * forever for a binding that will never come.
  */
 function rejectUnsent<T>(method: MethodDescriptor, args: readonly unknown[], error: RoamError): Promise<T> {
+  // mutation: equivalent — `-> true`: encoding the arguments of a method without channels
+  // calls no binder method, and any encode failure is swallowed below.
   if (method.hasChannels) {
     const w = new Writer(256);
     (w as WithBinder).channelBinder = {
@@ -282,6 +295,7 @@ function rejectUnsent<T>(method: MethodDescriptor, args: readonly unknown[], err
         }
         return 0;
       },
+      // mutation: equivalent — never called: this binder is only used to encode.
       bindIncoming: () => {
         throw new TypeError("not decoding");
       },
