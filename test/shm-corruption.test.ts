@@ -241,6 +241,8 @@ describe("BipBuffer.forEachUnread (crash recovery walk)", () => {
     r.frame(24, 40); // runs exactly to the end of the ring
     r.set({ write: CAP, read: 0 });
     assert.deepEqual(walk(r), [[0, 24], [24, 40]]);
+    r.set({ read: 24 });
+    assert.deepEqual(walk(r), [[24, 40]], "from read, not from 0");
     const w = ring();
     w.frame(32, 24);
     w.frame(0, 24);

@@ -202,10 +202,11 @@ export class BipBuffer {
         p += len;
       }
     };
+    // A walk from at or past its end visits nothing.
     if (wm !== 0) {
-      if (r < wm) walk(r, wm);
+      walk(r, wm);
       r = 0;
     }
-    if (r < w) walk(r, w);
+    walk(r, w);
   }
 }

@@ -189,6 +189,9 @@ export class VarSlotPool {
   repairHeaders(): void {
     const h = this.host;
     if (!h) return;
+    // mutation: equivalent — each `if (load !== value)` made `if (true)`: storing the value that
+    // is already there changes nothing (the compare only avoids writing to a shared cache line).
+    // And `k.header - C.slotSize`: C.slotSize is 0.
     this.classes.forEach((k, c) => {
       if (Atomics.load(this.i32, (k.header + C.slotSize) >> 2) !== k.slotSize) Atomics.store(this.i32, (k.header + C.slotSize) >> 2, k.slotSize);
       if (Atomics.load(this.i32, (k.header + C.slotsPerExtent) >> 2) !== k.count) Atomics.store(this.i32, (k.header + C.slotsPerExtent) >> 2, k.count);
