@@ -52,7 +52,7 @@ const scopes = {
     ],
     // core-link/core-calls first: in-process and fast, they kill most mutants
     // before the socket-based files run.
-    tests: ["core-link", "core-calls", "wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls", "session-collaborators", "link-collaborators"],
+    tests: ["core-link", "core-calls", "core-extra", "wire-facts", "virtual-connections", "session-security", "session-protocol", "session-calls", "session-collaborators", "link-collaborators"],
   },
 };
 

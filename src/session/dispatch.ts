@@ -122,6 +122,9 @@ export class TypedHandlerRunner {
     responseMetadata: [string, string | Uint8Array | bigint][],
   ): void {
     call.onCancel = null;
+    // mutation: equivalent — `||` -> `&&`, or either operand alone: a typed call is cancelled
+    // exactly when it was answered before completing (onCancel answers at once, teardown marks
+    // it responded as it cancels), so the two flags agree here.
     if (call.isCancelled || call.responded) return;
     const port = this.port;
     const w = responseWriter;

@@ -1,0 +1,103 @@
+/**
+ * session-core cases found while reading the mutants of link.ts and
+ * dispatch.ts (issue 19) that core-link/core-calls did not pin: a call made
+ * before the handshake, pacing once the link closed while replies back up,
+ * and a handler that fails after its call was cancelled.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Writer } from "../src/codec/writer.js";
+import { t } from "../src/schema/index.js";
+import { arg, defineService, method } from "../src/service/define.js";
+import { openConnection, type ConnectionOwner } from "../src/session/connection.js";
+import { CreditMessageFlowControl } from "../src/session/flow.js";
+import { HelloHandshake } from "../src/session/handshake.js";
+import { Link } from "../src/session/link.js";
+import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
+import { serve } from "../src/session/serve.js";
+import type { Message, RequestMessage, ResponseMessage } from "../src/wire/message.js";
+import { ScriptTransport } from "./helpers/script-transport.js";
+
+// A frozen clock: the inbound pacer's 10 ms turn budget is never spent by a slow machine.
+before(() => {
+  performance.now = () => 1000;
+});
+after(() => {
+  delete (performance as { now?: unknown }).now;
+});
+
+const Svc = defineService("Extra", {
+  echo: method([arg("s", t.string)], t.string),
+  late: method([], t.u32),
+});
+
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+describe("link", () => {
+  test("a call made before the handshake waits for it (not refused for a max_payload_size of 0) and goes out after Hello", async () => {
+    const tr = new ScriptTransport();
+    const link = new Link(tr, { initiator: true, handshake: new HelloHandshake({ maxPayloadSize: 4096, initialChannelCredit: 1024 }) });
+    const p = link.root.call(Svc.methods.echo, ["early"]);
+    const ready = link.start();
+    tr.hello();
+    await ready;
+    await turn();
+    const req = tr.sentOf("Request")[0]!;
+    assert.ok(req, "the Request went out after the handshake");
+    assert.equal(tr.sent[0]!.type, "Hello");
+    const w = new Writer();
+    Svc.methods.echo.encodeOk(w, "early");
+    tr.deliver({ type: "Response", connId: 0, requestId: req.requestId, metadata: [], channels: [], payload: w.finish() });
+    assert.equal(await p, "early");
+  });
+
+  test("a message that closes the link while replies back up does not pause reading", async () => {
+    const tr = new ScriptTransport();
+    let backlog = 0;
+    tr.replyBacklog = () => backlog;
+    tr.onReplyDrain = () => {};
+    const link = new Link(tr, { initiator: true, handshake: new HelloHandshake({ maxPayloadSize: 4096, initialChannelCredit: 1024 }) });
+    const ready = link.start();
+    tr.hello();
+    await ready;
+    backlog = 1 << 30; // the Goodbye below leaves the replies backed up
+    tr.deliver({ type: "Goodbye", connId: 0, reason: "" });
+    assert.equal(link.isClosed, true);
+    assert.equal(link.readingPaused, false);
+    assert.equal(tr.log.includes("pause"), false);
+  });
+});
+
+describe("typed handlers", () => {
+  test("a handler that fails after its call was cancelled is not reported, and nothing more is sent", async () => {
+    const sent: Message[] = [];
+    const reported: unknown[] = [];
+    let fail!: (e: unknown) => void;
+    const owner: ConnectionOwner = {
+      initiator: false,
+      maxPayloadSize: 1024,
+      initialCredit: 1024,
+      flow: new CreditMessageFlowControl(() => {}),
+      thresholds: DEFAULT_THRESHOLDS,
+      send: (m) => sent.push(m),
+      closeConnection: () => {},
+      handlerError: (e) => reported.push(e),
+      exposeHandlerErrors: true,
+      handshakePending: () => undefined,
+      writable: () => undefined,
+      maxInFlightCalls: 16,
+      maxChannels: 16,
+    };
+    const dispatcher = serve(Svc, { echo: (s) => s, late: () => new Promise<number>((_r, reject) => (fail = reject)) });
+    const c = openConnection(0, owner, dispatcher);
+    const req: RequestMessage = { type: "Request", connId: 0, requestId: 1, methodId: Svc.methods.late.id, metadata: [], channels: [], payload: new Uint8Array() };
+    c.handle(req);
+    c.handle({ type: "Cancel", connId: 0, requestId: 1 });
+    assert.equal(sent.length, 1);
+    assert.deepEqual([...(sent[0] as ResponseMessage).payload], [1, 3]);
+    fail(new Error("too late"));
+    await turn();
+    assert.deepEqual(reported, []);
+    assert.equal(sent.length, 1);
+  });
+});
