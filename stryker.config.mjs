@@ -13,7 +13,8 @@ const scopes = {
   codec: {
     mutate: ["src/codec/**/*.ts"],
     // codec-properties (fast-check, ~6 s a run) stays in npm test only.
-    tests: ["codec", "golden-vectors", "native-cobs", "pure-js-path"],
+    // codec-units first: small direct tests of Reader/Writer/COBS that kill most mutants fast.
+    tests: ["codec-units", "codec", "golden-vectors", "native-cobs", "pure-js-path"],
   },
   wire: {
     mutate: ["src/wire/**/*.ts"],
