@@ -26,6 +26,7 @@ const NodeBuffer = (globalThis as { Buffer?: NodeBufferCtor }).Buffer;
  * not per search.
  */
 function scanView(buf: Uint8Array, from: number, length: number): Uint8Array {
+  // mutation: equivalent — `false` under Node: the plain subarray finds the same zeros, slower.
   return NodeBuffer ? NodeBuffer.from(buf.buffer, buf.byteOffset + from, length) : buf.subarray(from, from + length);
 }
 
@@ -57,7 +58,9 @@ export function cobsEncodeInPlace(buf: Uint8Array, at: number, n: number): numbe
     let z = raw.indexOf(0, i);
     if (z === -1) z = n;
     let stop = z;
+    // mutation: equivalent — `stop - i >= 254`: at exactly 254, stop = i + 254 already.
     if (stop - i > 254) stop = i + 254;
+    // mutation: equivalent — `count + 2 >= length`: the table grows one block earlier.
     if (count + 2 > blockScratch.length) {
       const next = new Int32Array(blockScratch.length * 2);
       next.set(blockScratch);
@@ -79,13 +82,16 @@ export function cobsEncodeInPlace(buf: Uint8Array, at: number, n: number): numbe
   // block right by the number of full blocks before it, write its code byte.
   let shift = 0;
   for (let k = 0; k < count; k += 2) if (blockScratch[k + 1]! - blockScratch[k]! === 254 && k + 2 < count) shift++;
-  const outEnd = at + (blockScratch[count - 1]! - 0) + 1 + shift;
+  const outEnd = at + blockScratch[count - 1]! + 1 + shift;
   for (let k = count - 2; k >= 0; k -= 2) {
     const s = blockScratch[k]!;
     const e = blockScratch[k + 1]!;
     const len = e - s;
     if (len === 254 && k + 2 < count) shift--;
     const codeAt = at + s + shift;
+    // Without a shift the block is already in place (codeAt + 1 === base + s).
+    // mutation: equivalent — `true`, `||` and `len >= 0`: the copy then moves an empty
+    // range or a block onto itself.
     if (shift !== 0 && len > 0) buf.copyWithin(codeAt + 1, base + s, base + e);
     buf[codeAt] = len + 1;
   }
@@ -98,6 +104,8 @@ export function cobsEncodeInPlace(buf: Uint8Array, at: number, n: number): numbe
  */
 export function cobsEncodeInto(src: Uint8Array, dst: Uint8Array, at: number): number {
   const n = src.length;
+  // mutation: equivalent — `>`, `true`, `false`: both paths write the same bytes (the
+  // in-place one is faster for long inputs); each is tested on its own.
   if (n >= SMALL_INPUT) {
     dst.set(src, at + 1);
     return cobsEncodeInPlace(dst, at, n);
@@ -139,15 +147,19 @@ export function cobsEncode(src: Uint8Array): Uint8Array {
  */
 export function cobsDecodeInPlace(buf: Uint8Array): number {
   const n = buf.length;
+  // mutation: equivalent — `n <= 64`, `true`, `false`: either indexOf finds the same zero.
   const zero = n < 64 ? buf.indexOf(0) : scanView(buf, 0, n).indexOf(0);
   if (zero !== -1) throw new FramingError(`COBS: zero byte inside frame at offset ${zero}`);
   let out = 0;
   let i = 0;
+  // mutation: equivalent — `i <= n`: at i === n, code is undefined, so blockEnd and then i
+  // become NaN, nothing is written and the loop ends.
   while (i < n) {
     const code = buf[i]!;
     const blockEnd = i + code;
     if (blockEnd > n) throw new FramingError(`COBS: block at offset ${i} runs past the end of the frame`);
     const len = code - 1;
+    // mutation: equivalent — `>=`, `true`, `false`: the loop and copyWithin move the same bytes.
     if (len > SHORT_BLOCK) {
       buf.copyWithin(out, i + 1, blockEnd);
       out += len;
@@ -188,6 +200,8 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
   let i = start;
   // Next zero at or after i (found once, reused by every block before it).
   let zero = -1;
+  // mutation: equivalent — `>`, `end + start`, `true`, `false`: only decide whether long runs
+  // are scanned with indexOf or copied byte by byte; both stop at the same zero.
   const scan = end - start >= 64 ? scanView(src, 0, end) : null;
   while (i < end) {
     if (left === 0) {
@@ -204,6 +218,7 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
     }
     const n = Math.min(left, end - i);
     let run: number;
+    // mutation: equivalent — `n < SHORT_BLOCK`, `true`: the byte loop copies the same run.
     if (scan === null || n <= SHORT_BLOCK) {
       run = 0;
       while (run < n && src[i + run] !== 0) {
@@ -211,6 +226,7 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
         run++;
       }
     } else {
+      // mutation: equivalent — `zero <= i`, `true`: searching again from i finds the same zero.
       if (zero < i) {
         zero = scan.indexOf(0, i);
         if (zero === -1) zero = end;
@@ -244,6 +260,8 @@ const MIN_STEP = 4096;
 /** Fresh, uninitialised memory as a plain Uint8Array (no zero fill where Node's Buffer exists). */
 function allocBytes(n: number): Uint8Array {
   const B = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
+  // mutation: equivalent — `true` (or `B`) under Node: zero-filled memory instead; the
+  // decoder writes every byte it hands out.
   if (!B) return new Uint8Array(n);
   const b = B.allocUnsafeSlow(n);
   return new Uint8Array(b.buffer, b.byteOffset, n);
@@ -305,9 +323,12 @@ export class CobsFrameDecoder {
       // Never consume more than one byte past the frame limit (the delimiter).
       let lim = Math.min(n - i, this.maxFrameBytes + 1 - this.frameBytes);
       const room = this.slab.length - st[2]!;
+      // mutation: equivalent — `room <= lim`: then lim = room, unchanged.
       if (room < lim) {
         // Fill what is left of the slab (a frame that ends inside costs no
         // copy); only a slab that is (nearly) full moves the partial frame.
+        // mutation: equivalent — `<=`, `Math.max`, `true`: a new slab sooner; lim is then
+        // limited to that slab's room, and frames are correct in any slab.
         if (room < Math.min(lim, MIN_STEP)) this.newSlab(lim);
         // Decoded bytes never outnumber encoded ones: limiting the input to the room left keeps the output inside the slab.
         lim = Math.min(lim, this.slab.length - st[2]!);
@@ -324,6 +345,9 @@ export class CobsFrameDecoder {
         this.frameStart = end;
         this.frameBytes = 0;
         // Less room left than this frame took: start the next frame in a new slab.
+        // mutation: equivalent — any change to this condition, or to retireSlab's body: when
+        // to retire is a memory heuristic; a frame continues in whatever slab it starts in,
+        // and newSlab moves a partial frame once a slab is full.
         if (slab.length - end < end - start) this.retireSlab();
         if (!empty) onFrame(slab.subarray(start, end));
       } else if (status === 2) {
@@ -354,6 +378,8 @@ export class CobsFrameDecoder {
     const partial = this.state[2]! - this.frameStart;
     // A slab holds the partial frame with room to grow; the chunk being read may
     // be larger than that, and is decoded into as many slabs as it takes.
+    // mutation: equivalent — `partial >= 0` / `true` (here and in the `if` below): with
+    // partial = 0 both arms give the same size and the copy is empty.
     const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + Math.min(need, MIN_STEP) : Math.min(need, MIN_STEP));
     const next = allocBytes(size);
     if (partial > 0) next.set(this.slab.subarray(this.frameStart, this.state[2]!), 0);

@@ -85,6 +85,7 @@ export class Reader {
       const b0 = buf[pos]!;
       if (b0 < 0x80) {
         this.pos = pos + 1;
+        // mutation: equivalent — `bits <= 8`: for bits = 8, 1 << 8 = 256 exceeds every one-byte value.
         if (bits < 8 && b0 >= 1 << bits) this.fail(`varint exceeds u${bits}`, start);
         return b0;
       }
@@ -97,10 +98,13 @@ export class Reader {
       if (i >= maxBytes) this.fail(`varint longer than ${maxBytes} bytes for u${bits}`, start);
       const b = buf[pos++]!;
       const low = b & 0x7f;
+      // mutation: equivalent — `shift + 7 >= bits`: when shift + 7 === bits, low >>> 7 is 0 (low has 7 bits).
       if (shift + 7 > bits && low >>> (bits - shift) !== 0) this.fail(`varint exceeds u${bits}`, start);
       result += low * 2 ** shift;
       if ((b & 0x80) === 0) {
-        if (b === 0 && i > 0) this.fail("non-canonical varint (trailing zero group)", start);
+        // A zero byte here is never the first (that one had its high bit set, or
+        // took the one-byte path above): it is a trailing zero group.
+        if (b === 0) this.fail("non-canonical varint (trailing zero group)", start);
         this.pos = pos;
         return result;
       }
@@ -111,6 +115,9 @@ export class Reader {
   /** u64 varint as a number; fails if above Number.MAX_SAFE_INTEGER (used for ids and lengths). */
   varintSafe(): number {
     const start = this.pos;
+    // A shortcut for one-byte values: varint64 reads them the same way.
+    // mutation: equivalent — the `: 0x80` arm forced (`false`), `b0 < 0x80` false, or the block
+    // removed: the value then goes through varint64, which returns the same number and position.
     const b0 = this.pos < this.end ? this.buf[this.pos]! : 0x80;
     if (b0 < 0x80) {
       this.pos++;
@@ -137,7 +144,9 @@ export class Reader {
       if (i >= maxBytes) this.fail(`varint longer than ${maxBytes} bytes for u${bits}`, start);
       const b = buf[pos++]!;
       const low = b & 0x7f;
+      // mutation: equivalent — `shift + 7 >= bits`: when shift + 7 === bits, low >>> 7 is 0 (low has 7 bits).
       if (shift + 7 > bits && low >>> (bits - shift) !== 0) this.fail(`varint exceeds u${bits}`, start);
+      // mutation: equivalent — `false` (every group through the bigint arm) gives the same value, slower.
       if (shift < 28) {
         lo |= low << shift;
       } else {
@@ -235,6 +244,10 @@ export class Reader {
     const start = this.pos;
     const buf = this.buf;
     const end = start + n;
+    // The ASCII loop is a shortcut: whenever it does not return, the strict decoder
+    // decodes the whole string. mutation: equivalent — `n <= 32`, `true` or `false`
+    // here, `i <= end`, `c >= 0x80` -> `true`, `i === end` -> `false` and removing
+    // the return block below only change which of the two produces the same string.
     if (n < 32) {
       // Short strings: decode ASCII inline, fall back to the strict decoder otherwise.
       let s = "";

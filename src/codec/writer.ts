@@ -30,6 +30,8 @@ export class Writer {
   /** Makes room for `n` more bytes. */
   ensure(n: number): void {
     const need = this.pos + n;
+    // mutation: equivalent — `need < length`, `length / 2` and `cap <= need` only change how
+    // much capacity is added (the written bytes are the same); `buf` has no size contract.
     if (need <= this.buf.length) return;
     let cap = Math.max(this.buf.length * 2, 64);
     while (cap < need) cap *= 2;
@@ -50,6 +52,7 @@ export class Writer {
   }
 
   u8(v: number): void {
+    // mutation: equivalent — `true`: ensure(1) itself returns when there is room.
     if (this.pos >= this.buf.length) this.ensure(1);
     this.buf[this.pos++] = v;
   }
@@ -59,12 +62,15 @@ export class Writer {
     this.ensure(10);
     const buf = this.buf;
     let pos = this.pos;
+    // mutation: equivalent — `false` or an empty block: both loops are skipped and the
+    // last line writes the same single byte.
     if (v < 0x80) {
       buf[pos++] = v;
       this.pos = pos;
       return;
     }
     // Use 32-bit ops while the value fits, then divide for the rest.
+    // mutation: equivalent — `v >= 0xffffffff`: the division loop writes the same bytes for 2^32-1.
     while (v > 0xffffffff) {
       buf[pos++] = (v % 128) | 0x80;
       v = Math.floor(v / 128);
@@ -79,6 +85,8 @@ export class Writer {
 
   /** Unsigned LEB128 of a bigint in [0, 2^bits). */
   varintBig(v: bigint): void {
+    // mutation: equivalent — `<`, `false` or an empty block: the bigint loop below writes the
+    // same bytes for values up to 2^32-1 (this is the faster path for them).
     if (v <= 0xffffffffn) {
       this.varint(Number(v));
       return;
@@ -129,7 +137,11 @@ export class Writer {
   /** Length-prefixed UTF-8 string. */
   string(s: string): void {
     const len = s.length;
-    // Short ASCII strings are common: write them without the encoder.
+    // Short ASCII strings are common: write them without the encoder. Whenever
+    // this shortcut does not return, the encoder path below writes the whole string.
+    // mutation: equivalent — `len <= 64` (64 still has a one-byte header), `false`,
+    // `c >= 0x80` -> `true`, `i <= len`, `i === len` -> `false` and removing the
+    // return block only choose the encoder path for the same bytes.
     if (len < 64) {
       this.ensure(1 + len * 3);
       const buf = this.buf;
@@ -146,13 +158,15 @@ export class Writer {
         return;
       }
     }
-    // Worst case 3 bytes per UTF-16 unit; reserve the max varint header (5 bytes).
+    // Worst case 3 bytes per UTF-16 unit; reserve the header for that many bytes,
+    // then move the bytes if the actual length needs a shorter header.
     const max = len * 3;
     this.ensure(10 + max);
-    const headerLen = max < 0x80 ? 1 : max < 0x4000 ? 2 : max < 0x200000 ? 3 : max < 0x10000000 ? 4 : 5;
+    const headerLen = varintLength(max);
     const start = this.pos + headerLen;
     const { written } = textEncoder.encodeInto(s, this.buf.subarray(start));
     const actualHeader = varintLength(written);
+    // mutation: equivalent — `true`: with equal headers the copy moves the bytes onto themselves.
     if (actualHeader !== headerLen) {
       this.buf.copyWithin(this.pos + actualHeader, start, start + written);
     }
