@@ -81,6 +81,7 @@ export function cobsEncodeInPlace(buf: Uint8Array, at: number, n: number): numbe
   // Pass 2 (backwards, so moves never overwrite unread data): shift each
   // block right by the number of full blocks before it, write its code byte.
   let shift = 0;
+  // mutation: equivalent — `k <= count`: the extra step has k + 2 > count, so it never counts.
   for (let k = 0; k < count; k += 2) if (blockScratch[k + 1]! - blockScratch[k]! === 254 && k + 2 < count) shift++;
   const outEnd = at + blockScratch[count - 1]! + 1 + shift;
   for (let k = count - 2; k >= 0; k -= 2) {
@@ -104,8 +105,8 @@ export function cobsEncodeInPlace(buf: Uint8Array, at: number, n: number): numbe
  */
 export function cobsEncodeInto(src: Uint8Array, dst: Uint8Array, at: number): number {
   const n = src.length;
-  // mutation: equivalent — `>`, `true`, `false`: both paths write the same bytes (the
-  // in-place one is faster for long inputs); each is tested on its own.
+  // mutation: equivalent — any change of this condition, or an empty block: both paths
+  // write the same bytes (the in-place one is faster for long inputs); each is tested on its own.
   if (n >= SMALL_INPUT) {
     dst.set(src, at + 1);
     return cobsEncodeInPlace(dst, at, n);
@@ -147,7 +148,7 @@ export function cobsEncode(src: Uint8Array): Uint8Array {
  */
 export function cobsDecodeInPlace(buf: Uint8Array): number {
   const n = buf.length;
-  // mutation: equivalent — `n <= 64`, `true`, `false`: either indexOf finds the same zero.
+  // mutation: equivalent — any change of `n < 64`: either indexOf finds the same zero.
   const zero = n < 64 ? buf.indexOf(0) : scanView(buf, 0, n).indexOf(0);
   if (zero !== -1) throw new FramingError(`COBS: zero byte inside frame at offset ${zero}`);
   let out = 0;
@@ -159,7 +160,7 @@ export function cobsDecodeInPlace(buf: Uint8Array): number {
     const blockEnd = i + code;
     if (blockEnd > n) throw new FramingError(`COBS: block at offset ${i} runs past the end of the frame`);
     const len = code - 1;
-    // mutation: equivalent — `>=`, `true`, `false`: the loop and copyWithin move the same bytes.
+    // mutation: equivalent — any change of `len > SHORT_BLOCK`: the loop and copyWithin move the same bytes.
     if (len > SHORT_BLOCK) {
       buf.copyWithin(out, i + 1, blockEnd);
       out += len;
@@ -200,7 +201,7 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
   let i = start;
   // Next zero at or after i (found once, reused by every block before it).
   let zero = -1;
-  // mutation: equivalent — `>`, `end + start`, `true`, `false`: only decide whether long runs
+  // mutation: equivalent — any change of this condition: it only decides whether long runs
   // are scanned with indexOf or copied byte by byte; both stop at the same zero.
   const scan = end - start >= 64 ? scanView(src, 0, end) : null;
   while (i < end) {
@@ -218,7 +219,8 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
     }
     const n = Math.min(left, end - i);
     let run: number;
-    // mutation: equivalent — `n < SHORT_BLOCK`, `true`: the byte loop copies the same run.
+    // mutation: equivalent — `n < SHORT_BLOCK`, `n > SHORT_BLOCK`, `true`: with a scan view
+    // either way copies the same run (without one, `scan === null` picks the loop).
     if (scan === null || n <= SHORT_BLOCK) {
       run = 0;
       while (run < n && src[i + run] !== 0) {
