@@ -5,7 +5,7 @@
  * id allocation around closed ids, the connection limit, shutdown).
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { ConnectionTable } from "../src/session/connection-table.js";
 import type { Connection, ConnectionControl } from "../src/session/connection.js";
 import { ConnectionClosedError, ConnectionRejectedError, ProtocolViolation, type RoamError } from "../src/session/errors.js";
@@ -15,6 +15,16 @@ import type { Message } from "../src/wire/message.js";
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
 describe("InboundPacer", () => {
+  // A frozen clock: the pacer's 10 ms turn budget must not be spent by a slow
+  // (loaded, or instrumented by a mutation run) machine, which would pause
+  // reading where these tests expect the reply backlog alone to decide.
+  before(() => {
+    performance.now = () => 1000;
+  });
+  after(() => {
+    delete (performance as { now?: unknown }).now;
+  });
+
   function pacer() {
     const handled: number[] = [];
     const calls: string[] = [];
