@@ -36,7 +36,7 @@ const scopes = {
   },
   "session-channels": {
     mutate: ["src/session/channel/*.ts"],
-    tests: ["channel-registry-rules", "channel-ends", "channel-ends-edges", "channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels", "channel-ids", "session-collaborators"],
+    tests: ["channel-registry-rules", "channel-ends", "channel-ends-edges", "channel-lifecycle-edges", "channels-guards", "flow-credit", "wire-facts", "session-protocol", "channels", "channel-ids", "session-collaborators"],
   },
   "session-core": {
     mutate: [
