@@ -4,13 +4,13 @@
  * before they are bound, and ids the registry only knows from a raw claim.
  */
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test, type TestContext } from "node:test";
 import type { RawChannelSink } from "../src/session/channel/raw.js";
 import { ChannelRegistry } from "../src/session/channel/registry.js";
 import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
 import { ChannelResetError, ConnectionClosedError, ProtocolViolation } from "../src/session/errors.js";
-import { t } from "../src/schema/index.js";
+import { t as t_ } from "../src/schema/index.js";
 import { boundTx, recorder } from "./helpers/channel-recorder.js";
 
 describe("Tx", () => {
@@ -30,6 +30,34 @@ describe("Tx", () => {
     assert.equal(atImmediate, 4);
   });
 
+  test("two senders share one budget per turn: after both yielded, the next turn again allows 1024 sends in all", async (t: TestContext) => {
+    // setTimeout is mocked (never fires): the budget must be reset by setImmediate alone.
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const h = recorder({ window: 1 << 30 });
+    const x = boundTx<number>(h, 3, t_.u8);
+    const y = boundTx<number>(h, 5, t_.u8);
+    await new Promise<void>((r) => setImmediate(r)); // a fresh turn: the budget was reset
+    const done = { x: 0, y: 0 };
+    const seen: number[] = [];
+    // Probes: the first runs before anything the senders schedule in this turn, the
+    // second (scheduled from the first) first thing in the next turn.
+    setImmediate(() => {
+      seen.push(done.x + done.y);
+      setImmediate(() => seen.push(done.x + done.y));
+    });
+    const loop = async (tx: Tx<number>, k: "x" | "y") => {
+      for (let i = 0; i < 2500; i++) {
+        await tx.send(1);
+        done[k]++;
+      }
+    };
+    await Promise.all([loop(x, "x"), loop(y, "y")]);
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0], 1024, "first turn: 1024 sends in all");
+    assert.ok(seen[1]! - seen[0]! <= 1026, `second turn: one budget for both senders, got ${seen[1]! - seen[0]!} sends`);
+    assert.ok(seen[1]! - seen[0]! >= 1024, `second turn: the budget was reset, got ${seen[1]! - seen[0]!} sends`);
+  });
+
   test("the first way a Tx ends wins: a failure after a reset keeps the reset", async () => {
     const tx = boundTx(recorder());
     tx.reset();
@@ -43,7 +71,7 @@ describe("Tx", () => {
     assert.equal(tx.id, undefined);
     const error = new ConnectionClosedError("gone", "local");
     tx.fail(error);
-    tx.bind(recorder(), 3, t.bytes);
+    tx.bind(recorder(), 3, t_.bytes);
     assert.equal(tx.id, 3);
     await assert.rejects(tx.send(Uint8Array.of(1)), (x) => x === error);
   });
