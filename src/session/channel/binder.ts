@@ -82,6 +82,8 @@ export class CallChannelBinder implements ChannelBinder {
    * failed, or its handler cancelled): ids are burned as reset.
    */
   fail(error: RoamError): void {
+    // mutation: equivalent — the `id !== undefined` checks here and in endReceivers (-> true):
+    // an end is pushed to receivers/senders only after bind() gave it its id.
     for (const rx of this.receivers) {
       if (rx.id !== undefined) this.registry.release(rx.id, "reset");
       rx.fail(error);

@@ -154,6 +154,8 @@ export class ChannelRegistry {
       rx.deliver(payload);
       return;
     }
+    // mutation: equivalent — (-> false) unknown() names channel 0 zero-reserved anyway, and 0 is
+    // never live, recent or opened (notePeerId refuses it; allocate starts at 1 or 2).
     if (id === 0) this.unknown("Data", id);
     if (this.outgoing.has(id)) {
       throw new ProtocolViolation("core.channel", `Data on channel ${id}, which only this side sends on`, this.host.connId);
@@ -179,6 +181,8 @@ export class ChannelRegistry {
       rx.end();
       return;
     }
+    // mutation: equivalent — (-> false) unknown() names channel 0 zero-reserved anyway, and 0 is
+    // never live, recent or opened (notePeerId refuses it; allocate starts at 1 or 2).
     if (id === 0) this.unknown("Close", id);
     if (this.outgoing.has(id)) {
       // The callee closes its Tx ends before responding; as a caller we get
@@ -214,6 +218,8 @@ export class ChannelRegistry {
       tx.fail(new ChannelResetError("remote"));
       return;
     }
+    // mutation: equivalent — (-> false) unknown() names channel 0 zero-reserved anyway, and 0 is
+    // never live, recent or opened (notePeerId refuses it; allocate starts at 1 or 2).
     if (id === 0) this.unknown("Reset", id);
     if (this.recent.get(id) !== undefined || this.wasOpened(id)) return; // crossed with our own end: ignore
     this.unknown("Reset", id);
@@ -230,6 +236,8 @@ export class ChannelRegistry {
       tx.grant(bytes);
       return;
     }
+    // mutation: equivalent — (-> false) unknown() names channel 0 zero-reserved anyway, and 0 is
+    // never live, recent or opened (notePeerId refuses it; allocate starts at 1 or 2).
     if (id === 0) this.unknown("Credit", id);
     if (this.incoming.has(id)) {
       throw new ProtocolViolation("core.channel", `Credit on channel ${id}, which only this side receives on`, this.host.connId);

@@ -84,6 +84,8 @@ export class Rx<T> implements AsyncIterable<T> {
     this.totalValues++;
     if (this.observer !== null) this.observer(value);
     const w = this.waiter;
+    // mutation: equivalent — `this.head === this.values.length` -> true: next() only waits
+    // when nothing is buffered, and a value that arrives then goes to the waiter.
     if (w !== null && this.head === this.values.length) {
       // Someone is waiting: hand it over directly (consumed at once).
       this.waiter = null;
@@ -99,9 +101,13 @@ export class Rx<T> implements AsyncIterable<T> {
 
   /** @internal Close from the sender, or implicit close by the Response. */
   end(): void {
+    // mutation: equivalent — without the guard a second end() disposes the credit again
+    // (idempotent) and finds no waiter: next() never waits once the channel ended.
     if (this.ended) return;
     this.ended = true;
     this.binding?.credit.dispose();
+    // mutation: equivalent — `this.head === this.values.length` -> true: a waiter exists only
+    // while nothing is buffered (see deliver).
     if (this.waiter && this.head === this.values.length) {
       const w = this.waiter;
       this.waiter = null;
@@ -115,6 +121,8 @@ export class Rx<T> implements AsyncIterable<T> {
     this.failure = error;
     this.binding?.credit.dispose();
     this.values = [];
+    // mutation: equivalent — `sizes` is never read again: deliver ignores data after a
+    // failure and next() rejects before it looks at the buffer (values is empty).
     this.sizes = [];
     this.head = 0;
     this.bufferedBytes = 0;
@@ -129,16 +137,21 @@ export class Rx<T> implements AsyncIterable<T> {
       const value = this.values[this.head]!;
       const n = this.sizes[this.head]!;
       this.head++;
+      // mutation: equivalent — every mutant of this condition only changes when the consumed
+      // prefix is dropped (memory): the values, sizes and head stay consistent either way.
       if (this.head > 1024 && this.head * 2 > this.values.length) {
         this.values = this.values.slice(this.head);
         this.sizes = this.sizes.slice(this.head);
         this.head = 0;
       } else if (this.head === this.values.length) {
+        // mutation: equivalent — (condition -> false) keeping the read prefix until the next
+        // compaction costs memory only.
         this.values = [];
         this.sizes = [];
         this.head = 0;
       }
       this.bufferedBytes -= n;
+      // mutation: equivalent — `?.`: only a bound Rx ever has buffered values (deliver needs the binding).
       this.binding?.credit.onConsumed(n);
       this.updateGauge();
       return Promise.resolve({ value, done: false });
@@ -151,6 +164,8 @@ export class Rx<T> implements AsyncIterable<T> {
       if (signal) {
         if (signal.aborted) return reject(abortReason(signal));
         const onAbort = () => {
+          // mutation: equivalent — the condition -> true and `?.` -> `.`: this listener is removed
+          // when the waiter is resolved or rejected, so while it can run the waiter is this one.
           if (this.waiter?.resolve === res) this.waiter = null;
           reject(abortReason(signal));
         };
@@ -158,6 +173,7 @@ export class Rx<T> implements AsyncIterable<T> {
           signal.removeEventListener("abort", onAbort);
           resolve(r);
         };
+        // mutation: equivalent — `once` (an AbortSignal aborts at most once).
         signal.addEventListener("abort", onAbort, { once: true });
         this.waiter = { resolve: res, reject: (e) => (signal.removeEventListener("abort", onAbort), reject(e)) };
       } else {
@@ -204,6 +220,7 @@ export class Rx<T> implements AsyncIterable<T> {
 
   private updateGauge(): void {
     const b = this.binding;
+    // mutation: equivalent — (-> false) only deliver and next() update the gauge, and both run bound.
     if (!b) return;
     this.gauge.update(this.bufferedBytes / b.host.initialCredit, b.id, "receive");
   }

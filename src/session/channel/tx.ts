@@ -43,6 +43,7 @@ const resetTurn = (): void => {
 function spendTurn(bytes: number): boolean {
   if (!turnResetPending) {
     turnResetPending = true;
+    // mutation: equivalent — (-> true) Node has setImmediate; the setTimeout branch is for browsers.
     if (typeof setImmediate === "function") setImmediate(resetTurn);
     else setTimeout(resetTurn, 0);
   }
@@ -189,11 +190,16 @@ export class Tx<T> {
   close(): Promise<void> {
     if (this.state === "closed" || this.state === "reset") return Promise.resolve();
     const p = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    // mutation: equivalent — (-> true) a second close() while closing: a bound end is
+    // closing only with sends pending (which finish the close), an unbound one queues a
+    // second deferred check that finds it closed.
     if (this.state === "open") {
       this.state = "closing";
       if (this.pending === 0 && this.binding) this.finishClose();
       // Bound while the call's arguments are encoded, i.e. before its Request
       // is sent: close after that turn, never ahead of the Request.
+      // mutation: equivalent — (-> true) a bound end with sends pending would also queue a
+      // bind waiter, which never runs (it is bound) or, after fail(), finds it reset.
       else if (!this.binding) this.bindWaiters.push(() => queueMicrotask(() => this.pending === 0 && this.currentState() === "closing" && this.finishClose()));
     }
     return p;
@@ -212,6 +218,8 @@ export class Tx<T> {
 
   private resolveClose(): void {
     const ws = this.closeWaiters;
+    // mutation: equivalent — resolveClose runs once per Tx (it ends closed or reset, after
+    // which close/reset/fail return early), so the fresh array is never read.
     this.closeWaiters = [];
     for (const w of ws) w();
   }
@@ -251,6 +259,7 @@ export class Tx<T> {
   private waitBound(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(abortReason(signal!));
+      // mutation: equivalent — `once` (an AbortSignal aborts at most once).
       signal?.addEventListener("abort", onAbort, { once: true });
       this.bindWaiters.push(() => {
         signal?.removeEventListener("abort", onAbort);
