@@ -26,6 +26,8 @@ import { decodeMessage, messageToBytes, type Message } from "../src/wire/message
 /** Keeps every written chunk; while `hold` is set, write callbacks wait for release(). */
 class SlowSocket extends Duplex {
   chunks: Buffer[] = [];
+  /** The buffers handed to write() themselves (not copies). */
+  raw: Buffer[] = [];
   held: (() => void)[] = [];
   hold = false;
   constructor() {
@@ -34,6 +36,7 @@ class SlowSocket extends Duplex {
   override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.chunks.push(Buffer.from(chunk));
+    this.raw.push(chunk);
     if (this.hold) this.held.push(() => cb());
     else cb();
   }
@@ -73,7 +76,35 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 /** The bytes a message takes on the stream: COBS-encoded plus the 0x00 delimiter. */
 const framedSize = (m: Message) => cobsEncode(messageToBytes(m)).length + 1;
 const frame = (m: Message) => Uint8Array.of(...cobsEncode(messageToBytes(m)), 0);
-const data = (n: number, channelId = 1): Message => ({ type: "Data", connId: 0, channelId, payload: new Uint8Array(n).fill(0x5a) });
+const data = (n: number, channelId = 1, fill = 0x5a): Message => ({ type: "Data", connId: 0, channelId, payload: new Uint8Array(n).fill(fill) });
+/**
+ * Batch room a zero-free message of `r` raw bytes reserves (cobsMaxEncodedLength + delimiter);
+ * its frame takes exactly that when r is not a multiple of 254.
+ */
+const room = (m: Message) => {
+  const r = messageToBytes(m).length;
+  return r + Math.floor(r / 254) + 2;
+};
+/** Data (conn 1, zero-free) whose frame reserves and takes exactly `n` bytes of batch, if one exists. */
+function dataOfRoom(n: number, fill: number): Message | undefined {
+  const varintLen = (v: number) => (v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : 4);
+  for (let p = Math.max(0, Math.floor(n - n / 200 - 16)); p < n; p++) {
+    const r = 3 + varintLen(p) + p; // tag, conn id 1, channel id 1, length, payload
+    if (r + Math.floor(r / 254) + 2 !== n) continue;
+    const m: Message = { type: "Data", connId: 1, channelId: 1, payload: new Uint8Array(p).fill(fill) };
+    return room(m) === n && framedSize(m) === n ? m : undefined;
+  }
+  return undefined;
+}
+/** Two such Data messages taking exactly `n` bytes together. */
+function twoOfRoom(n: number, small: number): [Message, Message] {
+  for (let s2 = small; s2 < small + 8; s2++) {
+    const a = dataOfRoom(n - s2, 0x11);
+    const b = dataOfRoom(s2, 0x22);
+    if (a && b) return [a, b];
+  }
+  throw new Error(`no pair of frames fills ${n} bytes`);
+}
 const credit = (bytes: number): Message => ({ type: "Credit", connId: 0, channelId: 1, bytes });
 /** Records whether a promise has settled. */
 function watch(p: Promise<void>): { done: boolean } {
@@ -147,6 +178,89 @@ describe("StreamTransport: the write high-water mark", () => {
   });
 });
 
+describe("StreamTransport: batching at the batch's edges", () => {
+  test("frames that fill the 16 KiB batch exactly leave in one write; one byte more is written first, intact", async () => {
+    for (const [total, writes] of [
+      [16 * 1024, 1],
+      [16 * 1024 + 1, 2],
+      [16 * 1024 + 2, 2],
+    ] as const) {
+      const last = dataOfRoom(308, 0x33)!;
+      assert.ok(last && (last as { payload: Uint8Array }).payload.length < 512, "the last frame is encoded whole");
+      const [a, b] = twoOfRoom(total - 308, 300);
+      const sock = new SlowSocket();
+      const t = new StreamTransport(sock);
+      t.start(sink());
+      t.send(a);
+      t.send(b);
+      t.send(last);
+      await turn();
+      assert.equal(sock.chunks.length, writes, `${total} bytes of frames`);
+      assert.deepEqual(sock.messages(), [a, b, last].map((m) => ({ ...m, payload: new Uint8Array((m as { payload: Uint8Array }).payload) })));
+      t.close();
+    }
+  });
+
+  test("a batch reaching exactly half the large batch size is written at once", () => {
+    const [a, b] = twoOfRoom(256 * 1024, 1000);
+    const sock = new SlowSocket();
+    const t = new StreamTransport(sock);
+    t.start(sink());
+    t.send(a);
+    assert.equal(sock.chunks.length, 0, "below half: waits for the end of the turn");
+    t.send(b);
+    assert.equal(sock.chunks.length, 1, "exactly half: written at once");
+    assert.equal(sock.messages().length, 2);
+    t.close();
+  });
+
+  test("large batch buffers: reused once written, at most 4 kept, never taken for a larger batch; a 16 KiB one is not kept", async () => {
+    const sock = new SlowSocket();
+    const t = new StreamTransport(sock);
+    t.start(sink());
+    const sent: Message[] = [];
+    const send = (m: Message) => {
+      t.send(m);
+      sent.push(m);
+    };
+    // A small batch (copied out) and a >= 8 KiB batch in the 16 KiB buffer (handed over): neither is kept.
+    send(credit(1));
+    await turn();
+    send(data(9000, 1, 0x44));
+    await turn();
+    assert.equal(sock.raw.length, 2);
+    // Six large batches written while the socket holds them: six buffers.
+    sock.hold = true;
+    for (let i = 0; i < 6; i++) send(data(300_000, 1, 0x10 + i));
+    const round1 = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 6; i++) {
+      await until(() => sock.held.length === 1, `write ${i}`);
+      round1.add(sock.raw.at(-1)!.buffer);
+      sock.releaseOne();
+    }
+    assert.equal(round1.size, 6);
+    await turn();
+    sock.hold = false;
+    // Six more: the first four reuse the four buffers kept, the rest are new.
+    const before = sock.raw.length;
+    for (let i = 0; i < 6; i++) send(data(300_000, 1, 0x20 + i));
+    const round2 = sock.raw.slice(before).map((c) => c.buffer);
+    assert.equal(round2.length, 6);
+    assert.deepEqual(
+      round2.map((b) => round1.has(b)),
+      [true, true, true, true, false, false],
+    );
+    await turn();
+    // A batch larger than a kept buffer gets its own, and everything arrived intact.
+    send(data(700_000, 1, 0x30));
+    await turn();
+    send(data(300_000, 1, 0x31));
+    await turn();
+    assert.deepEqual(sock.messages(), sent.map((m) => (m.type === "Data" ? { ...m, payload: new Uint8Array(m.payload) } : m)));
+    t.close();
+  });
+});
+
 describe("StreamTransport: reply accounting", () => {
   test("replies count their framed size until written; other messages do not count", async () => {
     const sock = new SlowSocket();
@@ -185,6 +299,18 @@ describe("StreamTransport: reply accounting", () => {
     t.onReplyDrain(0, () => (drained = true));
     assert.equal(sock.chunks.length, 1, "flushed without waiting for the end of the turn");
     await until(() => drained, "the reply drain callback");
+    t.close();
+  });
+
+  test("waiting for replies when the batch holds none does not send the batch early", async () => {
+    const sock = new SlowSocket();
+    const t = new StreamTransport(sock);
+    t.start(sink());
+    t.send(data(100));
+    let drained = false;
+    t.onReplyDrain(0, () => (drained = true));
+    assert.equal(sock.chunks.length, 0, "the Data leaves at the end of the turn, with the rest");
+    await until(() => drained && sock.chunks.length === 1, "the drain callback and the turn's write");
     t.close();
   });
 
@@ -359,6 +485,30 @@ describe("StreamTransport: reading and closing", () => {
     t.close();
     t.resumeReading();
     assert.equal(sock.isPaused(), true, "a closed transport does not resume reading");
+  });
+
+  test("the peer ending its side closes the transport (our side is ended too)", async () => {
+    const sock = new SlowSocket();
+    const t = new StreamTransport(sock);
+    t.start(sink());
+    sock.push(null);
+    await until(() => sock.writableEnded, "our side to be ended");
+    t.close();
+  });
+
+  test("close() twice ends the stream once", () => {
+    const sock = new SlowSocket();
+    const t = new StreamTransport(sock);
+    t.start(sink());
+    let ends = 0;
+    const end = sock.end.bind(sock);
+    sock.end = ((...a: unknown[]) => {
+      ends++;
+      return (end as (...x: unknown[]) => SlowSocket)(...a);
+    }) as typeof sock.end;
+    t.close();
+    t.close();
+    assert.equal(ends, 1);
   });
 
   test("close() writes what the batch holds, then ends the stream", async () => {

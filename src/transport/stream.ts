@@ -23,6 +23,8 @@ export interface StreamTransportOptions {
   description?: string;
 }
 
+// mutation: equivalent — the batch sizes (and the scratch size below) only choose how bytes are
+// grouped into writes and buffers, not which bytes are written.
 const SMALL_BATCH = 16 * 1024;
 /** Batch size once large messages flow: one write per this many bytes. */
 const LARGE_BATCH = 512 * 1024;
@@ -58,11 +60,14 @@ export class StreamTransport implements MessageTransport {
 
   start(sink: TransportSink): void {
     this.sink = sink;
+    // mutation: equivalent — the `[]` is only reached by a second start(), which the contract rules out.
     const early = this.early ?? [];
     this.early = null;
     for (const c of early) this.feed(c);
     // A socket created with `onread` delivers through feed() and emits no 'data'.
     this.stream.on("data", (chunk: Buffer) => this.feed(chunk));
+    // mutation: equivalent — a Node Writable emits 'drain' only once every write completed, and each
+    // write's callback (flush) already woke the writers when the unwritten bytes fell to half the mark.
     this.stream.on("drain", () => this.wakeWriters());
     // An error (a reset, EPIPE) ends the link at once: 'close' may come much
     // later, and until then senders would keep encoding into a dead socket.
@@ -83,6 +88,8 @@ export class StreamTransport implements MessageTransport {
     if (this.lostReported) return;
     this.lostReported = true;
     if (cause !== undefined) this.stream.destroy();
+    // mutation: equivalent — `this.sink.closed`: lost() is only reached from listeners start() adds
+    // after setting the sink.
     this.sink?.closed(cause);
   }
 
@@ -131,6 +138,8 @@ export class StreamTransport implements MessageTransport {
 
   send(m: Message): void {
     if (this.closed) return;
+    // mutation: equivalent — this only picks the faster of two encoders that write the same bytes
+    // (encodeMessage joins a payload head too); Data is not a reply, so the accounting is the same.
     if (m.type === "Data" && (m.payload.length >= 512 || m.payloadHead)) {
       this.sendData(m.connId, m.channelId, m.payload, m.payloadHead);
       return;
@@ -148,6 +157,7 @@ export class StreamTransport implements MessageTransport {
     const raw = w.view();
     this.reserve(cobsMaxEncodedLength(raw.length) + 1);
     const start = this.batchPos;
+    // mutation: equivalent — the addon and the JS encoder write the same bytes (codec tests compare them).
     const end = nativeCobs && raw.length >= 512 ? nativeCobs.encode(this.batch, this.batchPos, raw) : cobsEncodeInto(raw, this.batch, this.batchPos);
     this.batch[end] = 0;
     this.batchPos = end + 1;
@@ -175,6 +185,7 @@ export class StreamTransport implements MessageTransport {
     this.reserve(need);
     const at = this.batchPos;
     let end: number;
+    // mutation: equivalent — `false`: the JS path writes the same bytes as the addon (stream-purejs test).
     if (nativeCobs) {
       end = nativeCobs.encode(this.batch, at, h.view(), payload);
     } else {
@@ -191,10 +202,15 @@ export class StreamTransport implements MessageTransport {
 
   private reserve(need: number): void {
     if (this.batchPos + need > this.batch.length) {
+      // mutation: equivalent — `batchPos >= 0`: flush() of an empty batch does nothing.
       if (this.batchPos > 0) this.flush();
       // Large messages: make room for several, so bulk streams still batch.
+      // mutation: equivalent — `>=` or `true`: a fresh (or spare) buffer of at least `need` bytes
+      // instead of the current one, after the flush above emptied it: the same bytes are written.
       if (need > this.batch.length) {
-        const size = Math.max(need, need >= SMALL_BATCH / 2 ? LARGE_BATCH : SMALL_BATCH);
+        // The batch is never smaller than SMALL_BATCH, so `need` here is above it: a large batch.
+        // (This was `need >= SMALL_BATCH / 2 ? LARGE_BATCH : SMALL_BATCH`, always LARGE_BATCH here.)
+        const size = Math.max(need, LARGE_BATCH);
         this.batch = (size === LARGE_BATCH ? this.spareBatches.pop() : undefined) ?? Buffer.allocUnsafe(size);
       }
     }
@@ -203,6 +219,8 @@ export class StreamTransport implements MessageTransport {
   private afterAppend(): void {
     if (this.batchPos >= LARGE_BATCH / 2) {
       this.flush();
+    // mutation: equivalent — `true` (or never setting the flag): extra setImmediate flushes run in the
+    // same check phase and find the batch already written (or hold later bytes, written the same).
     } else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.scheduledFlush);
@@ -223,6 +241,8 @@ export class StreamTransport implements MessageTransport {
     const n = this.batchPos;
     let out: Buffer;
     let recycle: Buffer | null = null;
+    // mutation: equivalent — which batches are handed over rather than copied changes buffers, not bytes;
+    // `false` (always copy) is caught by the buffer-reuse test, which needs large batches handed over.
     if (n >= SMALL_BATCH / 2) {
       // Large batch: hand the buffer itself to the socket and continue in a
       // recycled one (fresh allocations would page-fault on every batch).
@@ -243,9 +263,12 @@ export class StreamTransport implements MessageTransport {
       // The socket no longer needs the bytes: the buffer can be reused.
       if (recycle !== null && this.spareBatches.length < MAX_SPARE_BATCHES) this.spareBatches.push(recycle);
       this.unwritten -= n;
+      // mutation: equivalent — `written(0)` wakes nobody: a drain waiter exists only while more than its
+      // bytes are unwritten, and only a written(n > 0) brings the count down to it.
       if (replyBytes > 0) this.replies.written(replyBytes);
       // Wake senders at half the mark, before the socket runs dry ('drain'
       // only fires once everything was written, which leaves a gap).
+      // mutation: equivalent — the `drainWaiters.length > 0` test: waking an empty list does nothing.
       if (this.unwritten <= this.highWaterMark / 2 && this.drainWaiters.length > 0) this.wakeWriters();
     });
   }
@@ -298,6 +321,7 @@ export class StreamTransport implements MessageTransport {
     this.stream.end();
     // Make sure no handle outlives the link even if the peer never closes.
     const t = setTimeout(() => this.stream.destroy(), 2000);
+    // mutation: equivalent — `t.unref()`: Node's timers always have unref (the `?.` is for other runtimes).
     t.unref?.();
     this.stream.once("close", () => clearTimeout(t));
   }
