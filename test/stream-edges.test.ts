@@ -229,9 +229,18 @@ describe("StreamTransport: batching at the batch's edges", () => {
     send(data(9000, 1, 0x44));
     await turn();
     assert.equal(sock.raw.length, 2);
-    // Six large batches written while the socket holds them: six buffers.
+    // Four small batches (copied out: nothing to keep), then six large batches, written while the
+    // socket holds them: six buffers. The small writes complete first and must not take the places.
     sock.hold = true;
+    for (let i = 0; i < 4; i++) {
+      send(credit(10 + i));
+      await turn();
+    }
     for (let i = 0; i < 6; i++) send(data(300_000, 1, 0x10 + i));
+    for (let i = 0; i < 4; i++) {
+      await until(() => sock.held.length === 1, `small write ${i}`);
+      sock.releaseOne();
+    }
     const round1 = new Set<ArrayBufferLike>();
     for (let i = 0; i < 6; i++) {
       await until(() => sock.held.length === 1, `write ${i}`);
