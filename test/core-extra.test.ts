@@ -15,6 +15,8 @@ import { HelloHandshake } from "../src/session/handshake.js";
 import { Link } from "../src/session/link.js";
 import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
 import { serve } from "../src/session/serve.js";
+import { channel } from "../src/session/channel/pair.js";
+import { Rx } from "../src/session/channel/rx.js";
 import type { Message, RequestMessage, ResponseMessage } from "../src/wire/message.js";
 import { ScriptTransport } from "./helpers/script-transport.js";
 
@@ -65,6 +67,68 @@ describe("link", () => {
     assert.equal(link.isClosed, true);
     assert.equal(link.readingPaused, false);
     assert.equal(tr.log.includes("pause"), false);
+  });
+});
+
+describe("link: what waits for the handshake", () => {
+  test("only Credit is flushed at once; other messages are left to the transport's batching", async () => {
+    const tr = new ScriptTransport();
+    const link = new Link(tr, { initiator: true, handshake: new HelloHandshake({ maxPayloadSize: 4096, initialChannelCredit: 1024 }) });
+    const ready = link.start();
+    tr.hello();
+    await ready;
+    void link.root.callRaw(1n, new Uint8Array(1)).catch(() => {});
+    link.root.rawChannels().sendData(1, new Uint8Array(1));
+    assert.deepEqual(tr.log.slice(-2), ["send:Request", "send:Data"]);
+    link.close();
+  });
+
+  test("connect() made before the handshake starts its timeout only once the handshake completed", async (ctx) => {
+    ctx.mock.timers.enable({ apis: ["setTimeout"] });
+    const tr = new ScriptTransport();
+    const link = new Link(tr, { initiator: true, handshake: new HelloHandshake({ maxPayloadSize: 4096, initialChannelCredit: 1024 }) });
+    const ready = link.start();
+    let settled = "";
+    const p = link.connect({ timeoutMs: 100 }).then(
+      (c) => (settled = `accepted ${c.connId}`),
+      (e: Error) => (settled = `failed ${e.message}`),
+    );
+    await turn();
+    ctx.mock.timers.tick(90);
+    tr.hello();
+    await ready;
+    await turn();
+    assert.deepEqual(
+      tr.sent.map((m) => m.type),
+      ["Hello", "Connect"],
+    );
+    ctx.mock.timers.tick(50); // 140 ms after connect(), 50 after the handshake
+    await turn();
+    assert.equal(settled, "");
+    tr.deliver({ type: "Accept", requestId: tr.sentOf("Connect")[0]!.requestId, connId: 2, metadata: [] });
+    await p;
+    assert.equal(settled, "accepted 2");
+  });
+});
+
+describe("a call that is never sent", () => {
+  test("fails every channel handle in its arguments, also one made alone, also after an argument of the wrong type", async () => {
+    const Two = defineService("ExtraTwo", { two: method([arg("a", t.rx(t.u32)), arg("b", t.rx(t.u32))], t.unit) });
+    const tr = new ScriptTransport();
+    const link = new Link(tr, { initiator: true, handshake: new HelloHandshake({ maxPayloadSize: 4096, initialChannelCredit: 1024 }) });
+    const ready = link.start();
+    tr.hello();
+    await ready;
+    link.close("done");
+    const error = link.root.closeReason!;
+    const lone = new Rx<number>();
+    const [tx, rx] = channel<number>();
+    await assert.rejects(link.root.call(Two.methods.two, [lone, rx]), (e) => e === error);
+    await assert.rejects(lone.next(), (e) => e === error);
+    await assert.rejects(tx.send(1), (e) => e === error);
+    const [tx2, rx2] = channel<number>();
+    await assert.rejects(link.root.call(Two.methods.two, [5 as unknown as Rx<number>, rx2]), (e) => e === error);
+    await assert.rejects(tx2.send(1), (e) => e === error);
   });
 });
 

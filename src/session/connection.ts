@@ -307,6 +307,8 @@ export class Connection {
     this.#incoming.teardown(error);
     this.#channels.failAll(error);
     try {
+      // mutation: equivalent — `this.#dispatcher.connectionClosed` without `?.`: with no
+      // dispatcher it throws a TypeError, which this try swallows like the hook's own failures.
       this.#dispatcher?.connectionClosed?.(this, error);
     } catch {
       // ignore

@@ -82,6 +82,9 @@ export class TypedHandlerRunner {
     } catch (e) {
       binder?.fail(new CancelledError(qualified(method), "local"));
       if (e instanceof ProtocolViolation) throw e;
+      // mutation: equivalent — `-> true`: decoding raises DecodeError for any bad input (the
+      // reader turns even invalid UTF-8 into one) and the binder raises ProtocolViolation, so
+      // nothing else reaches this point with the built-in schemas.
       if (e instanceof DecodeError) {
         call.respond(RESPONSE_INVALID_PAYLOAD);
         return;
