@@ -589,6 +589,17 @@ describe("CobsFrameDecoder edges", () => {
     assert.deepEqual(got, raws, "one chunk");
   });
 
+  test("a long frame that starts mid-slab fills the room left, then continues in a new slab", () => {
+    // Slabs of 8 KiB: the first frame leaves 4 KiB + 96 of room (kept: not less than it used),
+    // the second frame, 10 000 bytes in the same chunk, must not be decoded past the slab's end.
+    const first = new Uint8Array(4000).map((_, i) => (i % 200) + 1);
+    const second = new Uint8Array(10_000).map((_, i) => (i % 150) + 3);
+    const stream = Uint8Array.from([...frame(first), ...frame(second)]);
+    const got: Uint8Array[] = [];
+    new CobsFrameDecoder(1 << 20, undefined, 8192).push(stream, (x) => got.push(x));
+    assert.deepEqual(got, [first, second]);
+  });
+
   test("an oversized or malformed frame resets the decoder: the next frame decodes from a clean state", () => {
     const dec = new CobsFrameDecoder(16);
     const got: Uint8Array[] = [];

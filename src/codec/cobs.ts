@@ -219,8 +219,9 @@ export function cobsDecodeStep(src: Uint8Array, start: number, end: number, dst:
     }
     const n = Math.min(left, end - i);
     let run: number;
-    // mutation: equivalent — `n < SHORT_BLOCK`, `n > SHORT_BLOCK`, `true`: with a scan view
-    // either way copies the same run (without one, `scan === null` picks the loop).
+    // mutation: equivalent — `n < SHORT_BLOCK`, `n > SHORT_BLOCK`, `true`, `false` for the
+    // second test: with a scan view either way copies the same run (without one,
+    // `scan === null` picks the loop).
     if (scan === null || n <= SHORT_BLOCK) {
       run = 0;
       while (run < n && src[i + run] !== 0) {
@@ -381,7 +382,8 @@ export class CobsFrameDecoder {
     // A slab holds the partial frame with room to grow; the chunk being read may
     // be larger than that, and is decoded into as many slabs as it takes.
     // mutation: equivalent — `partial >= 0` / `true` (here and in the `if` below): with
-    // partial = 0 both arms give the same size and the copy is empty.
+    // partial = 0 both arms give the same size and the copy is empty. `Math.max(need,
+    // MIN_STEP)` in the first arm: a larger slab only (push limits lim to the room).
     const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + Math.min(need, MIN_STEP) : Math.min(need, MIN_STEP));
     const next = allocBytes(size);
     if (partial > 0) next.set(this.slab.subarray(this.frameStart, this.state[2]!), 0);
