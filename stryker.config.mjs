@@ -32,7 +32,7 @@ const scopes = {
   // channel registry, and the link/connection half, each with its own tests.
   "session-flow": {
     mutate: ["src/session/flow.ts", "src/session/pressure.ts", "src/session/handshake.ts"],
-    tests: ["flow-units", "flow-credit", "credit-invariants", "shm-units", "channel-ends", "channels-guards", "wire-facts", "slow-consumer", "session-protocol", "channels"],
+    tests: ["flow-units", "flow-edges", "flow-credit", "credit-invariants", "shm-units", "channel-ends", "channels-guards", "wire-facts", "slow-consumer", "session-protocol", "channels"],
   },
   "session-channels": {
     mutate: ["src/session/channel/*.ts"],
