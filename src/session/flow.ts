@@ -176,6 +176,8 @@ export class CounterSendCredit implements SendCredit {
 
 export function abortReason(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
+  // mutation: equivalent — `r === undefined` -> false: an aborted AbortSignal always has a reason
+  // (abort() without one sets an AbortError DOMException), so that branch is for foreign signals.
   return r instanceof Error ? r : new Error(r === undefined ? "aborted" : String(r));
 }
 
@@ -265,6 +267,8 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
     // next message after each Data and fails on a Credit) then see none in a
     // request/echo exchange; a stream that has carried large elements keeps
     // the 1 ms top-up.
+    // mutation: equivalent — `this.remaining < this.window` -> true / `<=`: with the whole window
+    // out the timer's topUp grants window - window = 0, i.e. nothing.
     if (this.buffered() === 0 && this.remaining < this.window && !this.idleTopUpScheduled) {
       this.idleTopUpScheduled = true;
       const seq = this.dataSeq;
@@ -273,6 +277,10 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
         this.idleTopUpScheduled = false;
         if (this.disposed) return;
         if (this.dataSeq === seq && this.buffered() === 0) this.topUp(this.remaining);
+        // mutation: equivalent — either test -> true (or `||`, `<=`): onConsumed(0) then grants
+        // nothing. Data arriving leaves remaining + buffered unchanged, and every consumption
+        // either left it above 3/4 of the window or topped it up to the window; so only the idle
+        // branch could act, and it needs an empty buffer and remaining < window.
         else if (this.buffered() === 0 && this.remaining < this.window) this.onConsumed(0);
       });
     }
