@@ -241,6 +241,7 @@ export class CounterReceiveCredit extends WindowReceiveCredit {
     if (!super.onData(n)) return false;
     // mutation: equivalent — dataSeq is only compared for equality (did data arrive meanwhile).
     this.dataSeq++;
+    // mutation: equivalent — `>=` only re-assigns the same value.
     if (n > this.largestElement) this.largestElement = n;
     return true;
   }

@@ -55,6 +55,7 @@ export type LevelListener = (change: LevelChange) => void;
 /** Tracks the level of one channel and notifies listeners on changes. */
 export class PressureGauge {
   level: PressureLevel = "green";
+  // mutation: equivalent — a non-function entry throws inside the listener try/catch below and is skipped.
   private listeners: LevelListener[] = [];
   private thresholds: PressureThresholds = DEFAULT_THRESHOLDS;
 
