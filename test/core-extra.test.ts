@@ -13,6 +13,7 @@ import { openConnection, type ConnectionOwner } from "../src/session/connection.
 import { CreditMessageFlowControl } from "../src/session/flow.js";
 import { HelloHandshake } from "../src/session/handshake.js";
 import { Link } from "../src/session/link.js";
+import { InboundPacer, MAX_DEFERRED_MESSAGES } from "../src/session/inbound.js";
 import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
 import { serve } from "../src/session/serve.js";
 import { channel } from "../src/session/channel/pair.js";
@@ -108,6 +109,70 @@ describe("link: what waits for the handshake", () => {
     tr.deliver({ type: "Accept", requestId: tr.sentOf("Connect")[0]!.requestId, connId: 2, metadata: [] });
     await p;
     assert.equal(settled, "accepted 2");
+  });
+});
+
+describe("inbound pacer: holding and resuming repeatedly", () => {
+  function pacer(backlog: () => number, onHandle: (id: number) => void = () => {}) {
+    const handled: number[] = [];
+    let drain: (() => void) | null = null;
+    let overflow = "";
+    const p = new InboundPacer({
+      transport: {
+        replyBacklog: backlog,
+        onReplyDrain: (_b, cb) => {
+          drain = cb;
+        },
+      },
+      replyMark: 100,
+      handle: (m) => {
+        const id = (m as { requestId: number }).requestId;
+        handled.push(id);
+        onHandle(id);
+      },
+      isClosed: () => false,
+      overflow: (r) => (overflow = r),
+    });
+    const msg = (requestId: number): Message => ({ type: "Cancel", connId: 0, requestId });
+    return { p, handled, msg, drain: () => (drain as unknown as () => void)(), overflow: () => overflow };
+  }
+
+  test("the bound counts what is still held: after a partial resume, exactly MAX_DEFERRED_MESSAGES more may wait", async () => {
+    let backlog = 1000;
+    const t = pacer(
+      () => backlog,
+      (id) => id === 2 && (backlog = 1000),
+    );
+    t.p.receive(t.msg(1), 1000); // pauses
+    t.p.receive(t.msg(2), 1000);
+    t.p.receive(t.msg(3), 1000);
+    backlog = 0;
+    t.drain();
+    await turn();
+    assert.deepEqual(t.handled, [1, 2], "paused again after 2; 3 is still held");
+    for (let i = 0; i < MAX_DEFERRED_MESSAGES - 1; i++) t.p.receive(t.msg(4), 1000);
+    assert.equal(t.overflow(), "", "1 + (MAX - 1) held");
+    t.p.receive(t.msg(5), 1000);
+    assert.match(t.overflow(), /^flow\.backpressure/);
+  });
+
+  test("pausing and resuming twice handles each message once, in order", async () => {
+    let backlog = 1000;
+    const t = pacer(() => backlog);
+    t.p.receive(t.msg(1), 1000);
+    t.p.receive(t.msg(2), 1000);
+    backlog = 0;
+    t.drain();
+    await turn();
+    assert.deepEqual(t.handled, [1, 2]);
+    backlog = 1000;
+    t.p.receive(t.msg(3), 1000);
+    t.p.receive(t.msg(4), 1000);
+    backlog = 0;
+    t.drain();
+    await turn();
+    assert.deepEqual(t.handled, [1, 2, 3, 4]);
+    assert.equal(t.p.paused, false);
   });
 });
 

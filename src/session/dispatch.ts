@@ -81,6 +81,8 @@ export class TypedHandlerRunner {
       binder?.checkAllConsumed();
     } catch (e) {
       binder?.fail(new CancelledError(qualified(method), "local"));
+      // mutation: equivalent — `-> false`: a ProtocolViolation is not a DecodeError, so it is
+      // rethrown by the `throw e` below all the same.
       if (e instanceof ProtocolViolation) throw e;
       // mutation: equivalent — `-> true`: decoding raises DecodeError for any bad input (the
       // reader turns even invalid UTF-8 into one) and the binder raises ProtocolViolation, so
