@@ -150,6 +150,7 @@ describe("BipBuffer header checks", () => {
     const cases: [{ write: number; watermark: number; read: number }, [number, number] | string][] = [
       [{ write: CAP, watermark: 0, read: CAP }, [-1, 0]],
       [{ write: CAP, watermark: 0, read: 0 }, [0, CAP]],
+      [{ write: 48, watermark: 0, read: 8 }, [8, 40]],
       [{ write: 0, watermark: CAP, read: 8 }, [8, CAP - 8]],
       [{ write: 0, watermark: 0, read: CAP + 1 }, "read index 65"],
       [{ write: 0, watermark: 0, read: -1 }, "read index -1"],
@@ -582,6 +583,13 @@ describe("VarSlotPool: the pool format and the checks of what a peer wrote", () 
     assert.equal(host.dv.getBigUint64(l.classes[2]!.header + C.extentOffsets, true), BigInt(x2));
     assert.equal(pool.dataOffset({ classIdx: 1, extentIdx: 2, slotIdx: 1, generation: 0 }), x3 + extentDataOffset(cfg.sizeClasses[1]!) + 1024);
     assert.equal(pool.grown, 3);
+    // The SlotMeta array follows the 64-byte extent header.
+    const metaWords = (at: number, i: number) => [0, 4, 8, 12].map((f) => host.dv.getUint32(at + 64 + i * SLOT_META_SIZE + f, true));
+    for (let i = 0; i < 8; i++) assert.deepEqual(metaWords(x1, i), [0, SlotState.Free, 0, i + 1 < 8 ? i + 1 : NONE], `extent 1 slot ${i}`);
+    setHead(host, 1, 0, NONE, 0);
+    for (let i = 0; i < 3; i++) assert.deepEqual(Object.values(pool.alloc(1000, 6)!), [1, 1, i, 1]);
+    assert.deepEqual(metaWords(x1, 2), [1, SlotState.Allocated, 6, 3]);
+    assert.equal(pool.freeCount(1), 5 + 8, "extent 1 has 5 left, extent 2 all 8");
   });
 
   test("slot offsets: data and metadata of extent 0 come from the layout", () => {
@@ -644,6 +652,10 @@ describe("VarSlotPool: the pool format and the checks of what a peer wrote", () 
     };
     const guest = Segment.attach(backing);
     scribble();
+    // The words just before class 2's header (class 1's reserved tail) happen to hold class 2's
+    // slot count and extent count: only the fields themselves are compared.
+    host.dv.setUint32(h2 - 4, 2, true);
+    host.dv.setUint32(h2 - 8, 3, true);
     const bad = snapshot();
     guest.pool.repairHeaders();
     assert.deepEqual(snapshot(), bad);
@@ -714,6 +726,7 @@ describe("VarSlotPool, guest: an appended extent is used only where its own head
 
   test("a claimed offset is believed only page-aligned and after the initial segment", () => {
     const g = grown();
+    g.backing.grow(g.l.maxSize); // the whole range is there: only the offset checks reject
     const k2 = g.l.classes[2]!;
     // A forged header for (class 2, extent 1) in the initial segment (class 2's own slot data), page-aligned ...
     const inside = align(k2.data0 + 1, PAGE);

@@ -287,7 +287,8 @@ export class VarSlotPool {
     const fh = (k.header + C.freeHeads + 8 * e) >> 3;
     const metas = this.metaBase(c, e);
     let corrupt = 0;
-    // mutation: equivalent — `spins <= 1_000_000`: one more attempt after a million lost races.
+    // mutation: equivalent — `spins <= 1_000_000` (one more attempt) and `spins--` (no bound):
+    // they differ only after a million lost compare-exchange races.
     for (let spins = 0; spins < 1_000_000; spins++) {
       const head = Atomics.load(this.u64, fh);
       const idx = Number(head >> 32n);
