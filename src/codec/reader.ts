@@ -245,8 +245,8 @@ export class Reader {
     const buf = this.buf;
     const end = start + n;
     // The ASCII loop is a shortcut: whenever it does not return, the strict decoder
-    // decodes the whole string. mutation: equivalent — any change of `n < 32`,
-    // `i <= end`, `c >= 0x80` -> `true`, `i === end` -> `false` and removing
+    // decodes the whole string. mutation: equivalent — any change of `n < 32` or an
+    // empty block for it, `i <= end`, `c >= 0x80` -> `true`, `i === end` -> `false` and removing
     // the return block below only change which of the two produces the same string.
     if (n < 32) {
       // Short strings: decode ASCII inline, fall back to the strict decoder otherwise.

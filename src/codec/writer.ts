@@ -139,9 +139,10 @@ export class Writer {
     const len = s.length;
     // Short ASCII strings are common: write them without the encoder. Whenever
     // this shortcut does not return, the encoder path below writes the whole string.
-    // mutation: equivalent — `len <= 64` (64 still has a one-byte header), `false`,
-    // `c >= 0x80` -> `true`, `i <= len`, `i === len` -> `false` and removing the
-    // return block only choose the encoder path for the same bytes.
+    // mutation: equivalent — `len <= 64` (64 still has a one-byte header), `false` or an
+    // empty block here, `i < len` -> `false` or `i <= len`, `c >= 0x80` -> `true`,
+    // `i === len` -> `false` and removing the return block only choose the encoder
+    // path for the same bytes.
     if (len < 64) {
       this.ensure(1 + len * 3);
       const buf = this.buf;
