@@ -346,7 +346,9 @@ describe("Writer", () => {
     const samples = ["", "abc", "a".repeat(63), "a".repeat(64), "a".repeat(130), "\u0080", "é".repeat(20), "é".repeat(70), "x".repeat(50) + "€", "🦀".repeat(40), "é".repeat(3000)];
     for (const s of samples) {
       const utf8 = new TextEncoder().encode(s);
-      for (const prefix of [0, 5]) {
+      // A prefix longer than the string: the bytes moved to a shorter header are not
+      // found by a copy range that only works relative to the end of the buffer.
+      for (const prefix of [0, 5, 100]) {
         const w = new Writer(0);
         for (let i = 0; i < prefix; i++) w.u8(0xee);
         w.string(s);

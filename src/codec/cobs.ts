@@ -303,6 +303,8 @@ export class CobsFrameDecoder {
   constructor(
     readonly maxFrameBytes: number,
     kernel?: CobsStreamKernel,
+    // mutation: equivalent — `112 / 1024`: any slab size decodes the same frames (push
+    // limits each step to the room left); this is a memory/speed setting.
     private readonly slabBytes = 112 * 1024,
   ) {
     this.kernel = kernel ?? cobsDecodeStep;
