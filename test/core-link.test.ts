@@ -1101,11 +1101,15 @@ describe("ConnectionTable", () => {
     await q;
   });
 
-  test("Accept metadata over the limits is a violation", async () => {
+  test("Accept metadata over the limits is a violation, and the connect() it answered still settles when the link shuts down", async () => {
     const { t } = table();
-    void t.connect().catch(() => {});
+    const p = t.connect();
+    p.catch(() => {});
     await turn();
     assert.throws(() => t.onAccept({ type: "Accept", requestId: 1, connId: 2, metadata: [["k".repeat(300), "v"]] }), (e) => e instanceof ProtocolViolation && e.rule === "call.metadata.limits");
+    const closed = new ConnectionClosedError("call.metadata.limits: Accept metadata", "local");
+    t.shutdown(closed);
+    await assert.rejects(within(p), (e) => e === closed);
   });
 
   test("a late Accept for a Connect that timed out is closed again, once; the id counts as recently closed", async () => {

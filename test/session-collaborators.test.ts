@@ -245,6 +245,22 @@ describe("OutgoingCalls", () => {
     assert.equal(o.sent.length, 2, "nothing is sent after close");
   });
 
+  test("a Response whose metadata is over the limits is a violation, and its call still settles when the connection closes", async () => {
+    const o = outgoing();
+    const raw = o.calls.callRaw(1n, new Uint8Array([1]));
+    await new Promise((r) => setImmediate(r));
+    const req = o.sent[0]!;
+    assert.equal(req.type, "Request");
+    const requestId = (req as { requestId: number }).requestId;
+    assert.throws(
+      () => o.calls.onResponse({ type: "Response", connId: 0, requestId, metadata: [["k".repeat(300), "v"]], channels: [], payload: new Uint8Array([0]) }),
+      (e) => e instanceof ProtocolViolation && e.rule === "call.metadata.limits",
+    );
+    const error = new ConnectionClosedError("call.metadata.limits: response metadata", "local");
+    o.close(error);
+    await assert.rejects(settled(raw), (e) => e === error);
+  });
+
   test("a call made before the handshake waits for it; an abandoned call sends Cancel and ignores its late Response", async () => {
     let done!: () => void;
     const o = outgoing({ handshake: new Promise<void>((r) => (done = r)) });

@@ -279,10 +279,12 @@ export class ConnectionTable {
       this.#recentlyClosed.add(m.connId);
       return;
     }
-    this.#pendingConnects.delete(m.requestId);
-    clearTimeout(pc.timer);
+    // Checked while the Connect is still pending: the violation closes the
+    // link, whose teardown rejects this connect() with the rest.
     const problem = checkMetadataLimits(m.metadata);
     if (problem) throw new ProtocolViolation("call.metadata.limits", `Accept metadata: ${problem}`, 0);
+    this.#pendingConnects.delete(m.requestId);
+    clearTimeout(pc.timer);
     const conn = this.port.open(m.connId, pc.dispatcher, m.metadata);
     this.#connections.set(m.connId, conn);
     pc.resolve(conn.connection);

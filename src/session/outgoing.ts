@@ -213,14 +213,16 @@ export class OutgoingCalls {
     const pc = this.#pending.get(m.requestId);
     // call.lifecycle.unknown-request-id: ignore responses we do not wait for.
     if (pc === undefined) return;
-    this.#pending.delete(m.requestId);
-    // mutation: equivalent — `abandoned` is never true for a call still in #pending: #abandon
-    // removes the call from it (the same holds in teardown and inFlight below).
-    if (pc.abandoned) return;
+    // Checked while the call is still pending: the violation closes the
+    // connection, whose teardown rejects this call with the rest.
     if (m.metadata.length > 0) {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `response metadata: ${problem}`, this.port.connId);
     }
+    this.#pending.delete(m.requestId);
+    // mutation: equivalent — `abandoned` is never true for a call still in #pending: #abandon
+    // removes the call from it (the same holds in teardown and inFlight below).
+    if (pc.abandoned) return;
     pc.onResponse(m);
   }
 
