@@ -8,71 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { ChannelHost } from "../src/session/channel/host.js";
 import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
 import { ChannelClosedError, ChannelResetError, ConnectionClosedError, EncodeFailedError, ProtocolViolation } from "../src/session/errors.js";
-import { CreditMessageFlowControl } from "../src/session/flow.js";
-import { DEFAULT_THRESHOLDS, type LevelChange, type PressureThresholds } from "../src/session/pressure.js";
+import type { LevelChange } from "../src/session/pressure.js";
 import { t } from "../src/schema/index.js";
-
-interface Recorder extends ChannelHost {
-  /** Channel messages in order: "data:<id>:<bytes>", "close:<id>", "reset:<id>", "release:<id>:<how>", "credit:<id>:<n>". */
-  log: string[];
-  /** Every Data element as sent (head ++ payload, copied at send time), and the raw arguments. */
-  data: { element: Uint8Array; payload: Uint8Array; head: Uint8Array | undefined }[];
-  /** What writable() returns next. */
-  drain: Promise<void> | undefined;
-}
-
-function recorder(opts: { window?: number; max?: number; thresholds?: PressureThresholds; connId?: number } = {}): Recorder {
-  const h: Recorder = {
-    connId: opts.connId ?? 4,
-    maxPayloadSize: opts.max ?? 1 << 20,
-    initialCredit: opts.window ?? 64,
-    flow: new CreditMessageFlowControl((_c, id, n) => h.log.push(`credit:${id}:${n}`)),
-    thresholds: opts.thresholds ?? DEFAULT_THRESHOLDS,
-    log: [],
-    data: [],
-    drain: undefined,
-    sendData(id, payload, head) {
-      const element = new Uint8Array((head?.length ?? 0) + payload.length);
-      if (head) element.set(head);
-      element.set(payload, head?.length ?? 0);
-      h.data.push({ element, payload, head });
-      h.log.push(`data:${id}:${element.length}`);
-    },
-    writable: () => h.drain,
-    sendClose: (id) => h.log.push(`close:${id}`),
-    sendReset: (id) => h.log.push(`reset:${id}`),
-    release: (id, how) => h.log.push(`release:${id}:${how}`),
-  };
-  return h;
-}
-
-/** A bytes element: varint length, then `n` bytes of `fill`. */
-function element(n: number, fill = 0): Uint8Array {
-  assert.ok(n < 128);
-  const e = new Uint8Array(n + 1).fill(fill);
-  e[0] = n;
-  return e;
-}
-
-/** Rejects if `p` is still pending after a few turns (instead of hanging the test). */
-function settled<T>(p: Promise<T>, ms = 2000): Promise<T> {
-  return Promise.race([p, new Promise<T>((_r, reject) => setTimeout(() => reject(new Error("still pending")), ms).unref())]);
-}
-
-/** "pending" if `p` has not settled once the event loop turned (setImmediate), else its outcome. */
-async function state(p: Promise<unknown>): Promise<string> {
-  return Promise.race([
-    p.then(
-      () => "resolved",
-      (e: unknown) => `rejected:${(e as Error).name}`,
-    ),
-    new Promise<string>((r) => setImmediate(() => r("pending"))),
-  ]);
-}
+import { boundRx, boundTx, element, recorder, settled, state } from "./helpers/channel-recorder.js";
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
@@ -84,12 +25,6 @@ function violation(f: () => void): ProtocolViolation {
     return e;
   }
   assert.fail("expected a protocol violation");
-}
-
-function boundRx(h: Recorder, id = 3): Rx<Uint8Array> {
-  const rx = new Rx<Uint8Array>();
-  rx.bind(h, id, t.bytes);
-  return rx;
 }
 
 describe("Rx", () => {
@@ -349,12 +284,6 @@ describe("Rx", () => {
     assert.equal(new Rx<number>().id, undefined);
   });
 });
-
-function boundTx<T = Uint8Array>(h: Recorder, id = 3, schema: unknown = t.bytes): Tx<T> {
-  const tx = new Tx<T>();
-  tx.bind(h, id, schema as never);
-  return tx;
-}
 
 describe("Tx", () => {
   test("a small value is encoded (copied) and counted; stats follow the credit", async () => {
