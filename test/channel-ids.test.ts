@@ -7,6 +7,7 @@
  * the parity rule and steps around ids the peer took.
  */
 import assert from "node:assert/strict";
+import { recorder } from "./helpers/channel-recorder.js";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { OpenedChannelIds } from "../src/session/channel-ids.js";
@@ -14,24 +15,9 @@ import { ChannelRegistry } from "../src/session/channel/registry.js";
 import { Rx } from "../src/session/channel/rx.js";
 import type { ChannelHost } from "../src/session/channel/host.js";
 import { ProtocolViolation } from "../src/session/errors.js";
-import { CreditMessageFlowControl } from "../src/session/flow.js";
-import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
 import { t } from "../src/schema/index.js";
 
-function host(): ChannelHost {
-  return {
-    connId: 0,
-    maxPayloadSize: 1024,
-    initialCredit: 1024,
-    flow: new CreditMessageFlowControl(() => {}),
-    thresholds: DEFAULT_THRESHOLDS,
-    sendData: () => {},
-    writable: () => undefined,
-    sendClose: () => {},
-    sendReset: () => {},
-    release: () => {},
-  };
-}
+const host = (): ChannelHost => recorder({ connId: 0, max: 1024, window: 1024 });
 
 function violation(f: () => void): string {
   try {

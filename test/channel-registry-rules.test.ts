@@ -10,32 +10,20 @@ import { describe, test } from "node:test";
 import { CallChannelBinder } from "../src/session/channel/binder.js";
 import type { ChannelHost } from "../src/session/channel/host.js";
 import { channel } from "../src/session/channel/pair.js";
-import { rawChannelPort, type RawChannelSink } from "../src/session/channel/raw.js";
+import { rawChannelPort } from "../src/session/channel/raw.js";
+import { recorder, recordingSink } from "./helpers/channel-recorder.js";
 import { ChannelRegistry } from "../src/session/channel/registry.js";
 import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
 import { ChannelResetError, ConnectionClosedError, ProtocolViolation } from "../src/session/errors.js";
 import { CreditMessageFlowControl } from "../src/session/flow.js";
-import { DEFAULT_THRESHOLDS } from "../src/session/pressure.js";
 import { t } from "../src/schema/index.js";
 
 const CONN = 5;
 const MAX = 8;
 
-function host(): ChannelHost {
-  return {
-    connId: CONN,
-    maxPayloadSize: MAX,
-    initialCredit: 64,
-    flow: new CreditMessageFlowControl(() => {}),
-    thresholds: DEFAULT_THRESHOLDS,
-    sendData: () => {},
-    writable: () => undefined,
-    sendClose: () => {},
-    sendReset: () => {},
-    release: () => {},
-  };
-}
+/** A host that only records (the registry rules never depend on what it sends). */
+const host = (): ChannelHost => recorder({ connId: CONN, max: MAX, window: 64 });
 
 /** The rule a violation names, "ok" when `f` returns normally. Checks the connection id too. */
 function outcome(f: () => void): string {
@@ -49,17 +37,7 @@ function outcome(f: () => void): string {
   return "ok";
 }
 
-function sink(): RawChannelSink & { seen: string[] } {
-  const seen: string[] = [];
-  return {
-    seen,
-    data: (p) => seen.push(`data:${p.length}`),
-    close: () => seen.push("close"),
-    reset: () => seen.push("reset"),
-    credit: (n) => seen.push(`credit:${n}`),
-    fail: (e) => seen.push(`fail:${e.message}`),
-  };
-}
+const sink = recordingSink;
 
 type State = "never" | "zero" | "closed" | "reset" | "opened-long-ago" | "rx" | "tx";
 

@@ -10,7 +10,7 @@ import { describe, test } from "node:test";
 import { CallChannelBinder } from "../src/session/channel/binder.js";
 import type { ChannelHost } from "../src/session/channel/host.js";
 import { channel } from "../src/session/channel/pair.js";
-import type { RawChannelSink } from "../src/session/channel/raw.js";
+import { recordingSink } from "./helpers/channel-recorder.js";
 import { ChannelRegistry } from "../src/session/channel/registry.js";
 import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
@@ -52,17 +52,6 @@ function settled<T>(p: Promise<T>): Promise<T> {
   return Promise.race([p, new Promise<T>((_r, reject) => setTimeout(() => reject(new Error("still pending")), 200))]);
 }
 
-function recordingSink(): RawChannelSink & { seen: string[] } {
-  const seen: string[] = [];
-  return {
-    seen,
-    data: (p) => seen.push(`data:${p.length}`),
-    close: () => seen.push("close"),
-    reset: () => seen.push("reset"),
-    credit: (n) => seen.push(`credit:${n}`),
-    fail: (e) => seen.push(`fail:${e.message}`),
-  };
-}
 
 describe("ChannelRegistry", () => {
   test("allocates ids of its own parity, in order, stepping over ids the peer took", () => {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { ChannelHost } from "../../src/session/channel/host.js";
+import type { RawChannelSink } from "../../src/session/channel/raw.js";
 import { Rx } from "../../src/session/channel/rx.js";
 import { Tx } from "../../src/session/channel/tx.js";
 import { CreditMessageFlowControl } from "../../src/session/flow.js";
@@ -81,4 +82,17 @@ export function boundTx<T = Uint8Array>(h: Recorder, id = 3, schema: unknown = t
   const tx = new Tx<T>();
   tx.bind(h, id, schema as never);
   return tx;
+}
+
+/** A raw channel sink that records what reaches it: "data:<bytes>", "close", "reset", "credit:<n>", "fail:<message>". */
+export function recordingSink(): RawChannelSink & { seen: string[] } {
+  const seen: string[] = [];
+  return {
+    seen,
+    data: (p) => seen.push(`data:${p.length}`),
+    close: () => seen.push("close"),
+    reset: () => seen.push("reset"),
+    credit: (n) => seen.push(`credit:${n}`),
+    fail: (e) => seen.push(`fail:${e.message}`),
+  };
 }
