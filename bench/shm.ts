@@ -178,65 +178,53 @@ function memoryLinkPair(): { client: Link; server: Link } {
   return { client, server };
 }
 
+/** Bytes/s of `copy` (which moves 1 MiB per call), timed on this thread for the measurement's duration. */
+function copyRate(copy: () => void): number {
+  for (let i = 0; i < 50; i++) copy();
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + m.durationMs;
+  let t = t0;
+  while (t < end && n < 1e7) {
+    for (let i = 0; i < 16; i++) copy();
+    n += 16;
+    t = performance.now();
+  }
+  return (n * MIB) / ((t - t0) / 1000);
+}
+
 /**
  * The cost of handing the application 1 MiB it owns: allocate fresh memory
  * and copy into it (what any receiver does once per payload), bytes/s.
  */
 function freshCopyBytesPerSec(): number {
   const src = new Uint8Array(BULK);
-  let sink = 0;
-  for (let i = 0; i < 20; i++) sink += new Uint8Array(src)[i]!;
-  let n = 0;
-  const t0 = performance.now();
-  const end = t0 + m.durationMs;
-  let t = t0;
-  while (t < end && n < 1e6) {
-    for (let i = 0; i < 8; i++) {
-      const b = Buffer.allocUnsafeSlow(MIB);
-      b.set(src);
-      sink += b[n & 1023]!;
-    }
-    n += 8;
-    t = performance.now();
-  }
-  if (sink < 0) throw new Error("unreachable");
-  return (n * MIB) / ((t - t0) / 1000);
+  let intact = true;
+  const rate = copyRate(() => {
+    const b = Buffer.allocUnsafeSlow(MIB);
+    b.set(src);
+    intact &&= b[4321] === src[4321];
+  });
+  if (!intact) throw new Error("fresh copy floor: copy mismatch");
+  return rate;
 }
 
 /** One thread copying 1 MiB into a SharedArrayBuffer (how V8 copies into a segment), bytes/s. */
 function sabCopyBytesPerSec(): number {
   const src = new Uint8Array(BULK);
   const dst = new Uint8Array(new SharedArrayBuffer(MIB));
-  for (let i = 0; i < 50; i++) dst.set(src);
-  let n = 0;
-  const t0 = performance.now();
-  const end = t0 + m.durationMs;
-  let t = t0;
-  while (t < end && n < 1e7) {
-    for (let i = 0; i < 16; i++) dst.set(src);
-    n += 16;
-    t = performance.now();
-  }
+  const rate = copyRate(() => dst.set(src));
   if (dst[4321] !== src[4321]) throw new Error("SAB copy floor: copy mismatch");
-  return (n * MIB) / ((t - t0) / 1000);
+  return rate;
 }
 
 /** One thread copying a 1 MiB buffer into another (TypedArray.set = memcpy), bytes/s. */
 function memcpyBytesPerSec(): number {
   const src = new Uint8Array(BULK);
   const dst = new Uint8Array(MIB);
-  for (let i = 0; i < 200; i++) dst.set(src);
-  let n = 0;
-  const t0 = performance.now();
-  const end = t0 + m.durationMs;
-  let t = t0;
-  while (t < end && n < 1e7) {
-    for (let i = 0; i < 64; i++) dst.set(src);
-    n += 64;
-    t = performance.now();
-  }
+  const rate = copyRate(() => dst.set(src));
   if (dst[12345] !== src[12345]) throw new Error("memcpy floor: copy mismatch");
-  return (n * MIB) / ((t - t0) / 1000);
+  return rate;
 }
 
 async function main(): Promise<void> {
