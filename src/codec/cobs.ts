@@ -383,10 +383,9 @@ export class CobsFrameDecoder {
     const partial = this.state[2]! - this.frameStart;
     // A slab holds the partial frame with room to grow; the chunk being read may
     // be larger than that, and is decoded into as many slabs as it takes.
-    // mutation: equivalent — `partial >= 0` / `true` (here and in the `if` below): with
-    // partial = 0 both arms give the same size and the copy is empty. `Math.max(need,
-    // MIN_STEP)` in the first arm: a larger slab only (push limits lim to the room).
-    const size = Math.max(this.slabBytes, partial > 0 ? 2 * partial + Math.min(need, MIN_STEP) : Math.min(need, MIN_STEP));
+    // mutation: equivalent — `Math.max(need, MIN_STEP)`: a larger slab only (push limits lim
+    // to the room). `partial >= 0` / `true` in the `if` below: with partial = 0 the copy is empty.
+    const size = Math.max(this.slabBytes, 2 * partial + Math.min(need, MIN_STEP));
     const next = allocBytes(size);
     if (partial > 0) next.set(this.slab.subarray(this.frameStart, this.state[2]!), 0);
     this.slab = next;
