@@ -985,6 +985,18 @@ describe("ConnectionTable", () => {
     c.t.onConnect(connect(1));
     c.t.onConnect(connect(2));
     assert.deepEqual(c.sent.map((m) => [m.type, (m as { requestId: number }).requestId]), [["Reject", 2]]);
+
+    // A Connect waiting in the backlog counts once: with room for two, two wait and the third is rejected.
+    const d = table({ maxConnections: 2, acceptBacklog: 4 });
+    const dIt = d.t.incomingConnections();
+    d.t.onConnect(connect(1));
+    d.t.onConnect(connect(2));
+    d.t.onConnect(connect(3));
+    assert.deepEqual(d.sent.map((m) => [m.type, (m as { requestId: number }).requestId]), [["Reject", 3]]);
+    (await dIt.next()).value!.accept(null);
+    (await dIt.next()).value!.accept(null);
+    d.t.onConnect(connect(4));
+    assert.deepEqual(d.sent.map((m) => [m.type, (m as { requestId: number }).requestId]), [["Reject", 3], ["Accept", 1], ["Accept", 2], ["Reject", 4]]);
   });
 
   test("the accept backlog: exactly acceptBacklog Connects wait; a waiting iterator takes the next one directly", async () => {

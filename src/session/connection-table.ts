@@ -219,9 +219,11 @@ export class ConnectionTable {
       reject("not listening");
       return;
     }
-    // r[message.reject.response]: over the limit is a Reject, not growth.
+    // r[message.reject.response]: over the limit is a Reject, not growth. Counted: the open
+    // connections other than 0, and every Connect from the peer not yet decided (queued in the
+    // backlog or handed to the application, both in #peerConnectIds).
     const max = this.port.maxConnections;
-    if (this.#connections.size - 1 + this.#backlog.length + this.#peerConnectIds.size >= max) {
+    if (this.#connections.size - 1 + this.#peerConnectIds.size >= max) {
       reject(`too many connections: ${max} are open on this link (maxConnections)`);
       return;
     }
