@@ -39,6 +39,22 @@ describe("Rx edges", () => {
     t.mock.timers.tick(1000);
     assert.deepEqual(h.log, ["credit:3:10"], "left open, it does grant");
   });
+
+  test("the iterator's return() (a for-await left early) resets an open channel and reports done", async () => {
+    const h = recorder();
+    const rx = boundRx(h);
+    const it = rx[Symbol.asyncIterator]();
+    assert.deepEqual(await it.return!(), { value: undefined, done: true });
+    assert.deepEqual(h.log, ["reset:3", "release:3:reset"]);
+    await assert.rejects(rx.next(), ChannelResetError);
+    // On a channel the sender already closed there is nothing to reset, even with values left unread.
+    const h2 = recorder();
+    const ended = boundRx(h2);
+    ended.deliver(element(1, 4));
+    ended.end();
+    assert.deepEqual(await ended[Symbol.asyncIterator]().return!(), { value: undefined, done: true });
+    assert.deepEqual(h2.log, []);
+  });
 });
 
 describe("Tx edges", () => {

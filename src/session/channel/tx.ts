@@ -12,6 +12,7 @@ import type { ChannelHost } from "./host.js";
 import "./handles.js"; // types t.tx/t.rx schema values as Tx<T>/Rx<T>
 import type { Rx } from "./rx.js";
 
+// mutation: equivalent — (64 / 1024) the initial size only: the Writer grows to fit each value.
 const scratch = new Writer(64 * 1024);
 const MAX_PENDING_SENDS = 1 << 16;
 /**
@@ -28,6 +29,8 @@ let turnResetPending = false;
 /** `bytes` elements at least this large go out without being copied into the scratch buffer. */
 const ZERO_COPY_BYTES = 4096;
 
+// mutation: equivalent — (the condition, and the setTimeout arrow) Node always has
+// setImmediate; the setTimeout branch is for browsers, which the mutation run does not use.
 const yieldToEventLoop: () => Promise<void> =
   typeof setImmediate === "function"
     ? () => new Promise<void>((resolve) => setImmediate(resolve))
