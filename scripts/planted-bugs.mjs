@@ -31,10 +31,10 @@ for (const bug of selected) {
   const originals = new Map();
   let planted = true;
   for (const p of patches) {
-    const text = originals.get(p.file) ?? fs.readFileSync(p.file, "utf8");
-    if (!originals.has(p.file)) originals.set(p.file, text);
-    const cur = fs.readFileSync(p.file, "utf8");
-    const count = cur.split(p.find).length - 1;
+    const exists = fs.existsSync(p.file);
+    if (exists && !originals.has(p.file)) originals.set(p.file, fs.readFileSync(p.file, "utf8"));
+    const cur = exists ? fs.readFileSync(p.file, "utf8") : "";
+    const count = exists ? cur.split(p.find).length - 1 : 0;
     if (count !== 1) {
       out(`\n## ${bug.id} (item ${bug.item}): ${bug.title}\nCANNOT PLANT: ${JSON.stringify(p.find)} occurs ${count} times in ${p.file}`);
       planted = false;
