@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 
 const dir = process.env.MUTATION_REPORT_DIR ?? "reports/mutation";
-const scopes = process.argv.slice(2).length ? process.argv.slice(2) : ["codec", "wire", "stream", "shm", "session-flow", "session-channels", "session-core"];
+const scopes = process.argv.slice(2).length ? process.argv.slice(2) : ["codec", "wire", "stream", "shm", "session-flow", "session-channels", "session-link", "session-calls", "session-observe"];
 // The two session scopes are one folder in the summary.
 const folderOf = (s) => (s.startsWith("session") ? "session" : s);
 const folders = new Map();

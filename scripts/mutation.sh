@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing with StrykerJS (issue 19). Not part of `npm test`.
-#   npm run mutation                 # every scope: codec wire stream shm session-flow session-channels session-core
+#   npm run mutation                 # every scope: codec wire stream shm session-flow session-channels session-link session-calls session-observe
 #   npm run mutation -- codec shm    # some scopes
 # Env: ROAM_MUTATION_CONCURRENCY (default 2). Reports: reports/mutation/<scope>.{json,html};
 # the per-folder summary is printed at the end (scripts/mutation-summary.mjs).
@@ -14,7 +14,7 @@ done
 ROAM_SHARED_DIR="${ROAM_SHARED_DIR:-$(cd .. && pwd)/shared/}"
 export ROAM_SHARED_DIR
 scopes=("$@")
-if [ ${#scopes[@]} -eq 0 ]; then scopes=(codec wire stream shm session-flow session-channels session-core); fi
+if [ ${#scopes[@]} -eq 0 ]; then scopes=(codec wire stream shm session-flow session-channels session-link session-calls session-observe); fi
 mkdir -p reports/mutation
 status=0
 for s in "${scopes[@]}"; do
