@@ -3,7 +3,24 @@
 // timeout + survived + no coverage); compile/runtime errors and ignored
 // mutants are not counted (Stryker's own definition).
 // MUTATION_LIST_SURVIVORS=1 also lists every surviving mutant.
+// MUTATION_SURVIVORS_MD=<file> writes every surviving mutant as markdown, each
+// with the `mutation: equivalent` comment that explains it (the nearest one
+// within 15 lines above, in the source the run mutated or else in the current
+// file), or "not explained".
 import * as fs from "node:fs";
+
+/** The `mutation: equivalent` comment nearest above line `line` (1-based), as one string, with its line. */
+function explanation(src, line) {
+  for (let i = line - 1; i >= Math.max(0, line - 16); i--) {
+    const at = src[i].indexOf("mutation: equivalent");
+    if (at < 0) continue;
+    const parts = [src[i].slice(at + "mutation: equivalent".length).replace(/^\s*[—-]\s*/, "")];
+    for (let j = i + 1; j < src.length && /^\s*\/\/(?!.*mutation: equivalent)/.test(src[j]); j++) parts.push(src[j].replace(/^\s*\/\/\s?/, ""));
+    return { line: i + 1, text: parts.join(" ").replace(/\s+/g, " ").trim() };
+  }
+  return null;
+}
+const md = [];
 
 const dir = process.env.MUTATION_REPORT_DIR ?? "reports/mutation";
 const scopes = process.argv.slice(2).length ? process.argv.slice(2) : ["codec", "wire", "stream", "shm", "session-flow", "session-channels", "session-link", "session-calls", "session-observe"];
@@ -21,8 +38,26 @@ for (const s of scopes) {
   const report = JSON.parse(fs.readFileSync(f, "utf8"));
   for (const [file, r] of Object.entries(report.files)) {
     const src = r.source.split("\n");
+    let heading = false;
     for (const m of r.mutants) {
       c[m.status] = (c[m.status] ?? 0) + 1;
+      if (process.env.MUTATION_SURVIVORS_MD && (m.status === "Survived" || m.status === "NoCoverage")) {
+        if (!heading) md.push(`\n### ${file} (scope ${s})\n`);
+        heading = true;
+        const L = m.location.start.line;
+        // Comments added after the run: look in the current file, at the same code line.
+        let why = explanation(src, L);
+        if (!why && fs.existsSync(file)) {
+          const cur = fs.readFileSync(file, "utf8").split("\n");
+          const at = cur.map((l, i) => (l === src[L - 1] ? i : -1)).filter((i) => i >= 0).sort((a, b) => Math.abs(a - L) - Math.abs(b - L))[0];
+          if (at !== undefined) why = explanation(cur, at + 1);
+        }
+        const code = (src[L - 1] ?? "").trim().slice(0, 100).replace(/`/g, "'");
+        const repl = JSON.stringify(m.replacement ?? "").slice(0, 60).replace(/`/g, "'");
+        md.push(`- ${L}:${m.location.start.column} ${m.mutatorName} \`${repl}\`${m.status === "NoCoverage" ? " (no coverage)" : ""} in \`${code}\``);
+        md.push(why ? `  — line ${why.line}: ${why.text}` : "  — **not explained**");
+        if (!why) c.unexplained = (c.unexplained ?? 0) + 1;
+      }
       if (process.env.MUTATION_LIST_SURVIVORS && (m.status === "Survived" || m.status === "NoCoverage")) {
         const line = (src[m.location.start.line - 1] ?? "").trim().slice(0, 90);
         console.log(`${file}:${m.location.start.line}:${m.location.start.column} ${m.status} ${m.mutatorName} ${JSON.stringify(m.replacement ?? "").slice(0, 50)}  | ${line}`);
@@ -36,6 +71,16 @@ for (const [name, c] of folders) {
   const valid = detected + c.Survived + c.NoCoverage;
   const score = valid ? ((100 * detected) / valid).toFixed(2) + "%" : "n/a";
   console.log(
-    `  ${name.padEnd(8)} ${score.padStart(7)}  killed ${c.Killed}  timeout ${c.Timeout}  survived ${c.Survived}  no-coverage ${c.NoCoverage}  (ignored ${c.Ignored}, errors ${c.RuntimeError + c.CompileError})${c.missing.length ? `  missing: ${c.missing.join(", ")}` : ""}`,
+    `  ${name.padEnd(8)} ${score.padStart(7)}  killed ${c.Killed}  timeout ${c.Timeout}  survived ${c.Survived}  no-coverage ${c.NoCoverage}  (ignored ${c.Ignored}, errors ${c.RuntimeError + c.CompileError})${c.missing.length ? `  missing: ${c.missing.join(", ")}` : ""}${process.env.MUTATION_SURVIVORS_MD ? `  not explained ${c.unexplained ?? 0}` : ""}`,
   );
+}
+if (process.env.MUTATION_SURVIVORS_MD) {
+  const head = [
+    "# Surviving mutants (issue 19)",
+    "",
+    "Written by `MUTATION_SURVIVORS_MD=docs/mutation-survivors.md node scripts/mutation-summary.mjs` from",
+    "the reports in reports/mutation/. Each survivor is followed by the `mutation: equivalent` comment",
+    "that explains it (line numbers are those of the source the run mutated).",
+  ];
+  fs.writeFileSync(process.env.MUTATION_SURVIVORS_MD, [...head, ...md].join("\n") + "\n");
 }

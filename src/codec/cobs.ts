@@ -372,6 +372,8 @@ export class CobsFrameDecoder {
   }
 
   /** Starts a new slab at a frame boundary (frames already handed out keep the old one alive). */
+  // mutation: equivalent — an empty body: the next frame continues in the current slab (see the
+  // call site: when to retire is a memory heuristic).
   private retireSlab(): void {
     this.slab = EMPTY;
     this.frameStart = 0;
