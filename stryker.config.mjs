@@ -55,7 +55,7 @@ const scopes = {
   // the rejected-call error and the link options' defaults.
   "session-observe": {
     mutate: ["src/session/interceptor.ts", "src/session/diagnostics.ts", "src/session/call-common.ts", "src/session/rejected.ts", "src/session/link-options.ts"],
-    tests: ["interceptors", "diagnostics", "core-calls", "reader-borrow", "core-link"],
+    tests: ["interceptors", "diagnostics", "core-calls", "reader-borrow", "core-link", "observe-edges"],
   },
 };
 
