@@ -179,6 +179,7 @@ export function linkDiagnostics(link: Link, connections: Iterable<ConnectionCont
   try {
     limits = link.handshakePending() === undefined ? { maxPayloadSize: link.maxPayloadSize, initialCredit: link.initialCredit } : null;
   } catch {
+    // mutation: equivalent — an empty block: the assignment above did not happen, so limits is still null.
     limits = null;
   }
   return {

@@ -110,6 +110,8 @@ export function interceptedCaller(
   interceptors: readonly ClientInterceptor[],
 ): (args: unknown[], options: CallOpts | undefined) => Promise<unknown> {
   const terminal: ClientNext = (req) => {
+    // mutation: equivalent — any other initial value: Connection.call calls onResponseMetadata with the
+    // Response's metadata before it resolves, so the value read in then() is always the assigned one.
     let responseMetadata: Metadata = [];
     return connection
       .call(method, req.args as any[], {
@@ -211,6 +213,7 @@ class ServerRequestImpl implements ServerRequest {
   observeChannels(observer: ChannelObserver): void {
     const prev = this.observer;
     this.observer = prev === null ? observer : (e) => (prev(e), observer(e));
+    // mutation: equivalent — `if (true)`: attachObservers(undefined) returns at its first line.
     if (this.args) attachObservers(this.args, this.observer);
   }
 }
@@ -253,6 +256,8 @@ export function interceptHandler(
 
 /** Reads the outcome of a Response payload without its schema. */
 export function outcomeOf(payload: Uint8Array, metadata: Metadata): ServerResponse {
+  // mutation: equivalent — `false`: an empty payload is not RESULT_OK and the Reader throws on it,
+  // which answers invalid-payload below too.
   if (payload.length === 0) return { outcome: "invalid-payload" };
   if (payload[0] === RESULT_OK) return { outcome: "ok" };
   const r = new Reader(payload);
@@ -377,11 +382,16 @@ function attachObservers(args: unknown, observer: ChannelObserver, depth = 0): v
     end.observe((value) => observer({ direction, channelId: end.id, value }));
     return;
   }
+  // mutation: equivalent — `false`: Object.values of a byte array gives numbers, each returning at once (only slower).
   if (args instanceof Uint8Array) return;
+  // mutation: equivalent — `false` or an empty block: Object.values of an array yields the same
+  // elements at the same depth as the loop (call arguments carry no extra own properties).
   if (Array.isArray(args)) {
     for (const a of args) attachObservers(a, observer, depth + 1);
     return;
   }
+  // mutation: equivalent — `false` or `&&`: a Map or Set has no own enumerable properties, so
+  // Object.values below gives [] and nothing is attached either way.
   if (args instanceof Map || args instanceof Set) return;
   for (const v of Object.values(args as Record<string, unknown>)) attachObservers(v, observer, depth + 1);
 }
