@@ -88,6 +88,8 @@ function fakeNow(_ctx: TestContext, start = 1000): { set(v: number): void } {
 describe("Link: options and the handshake", () => {
   test("defaults of the per-link options, and options given override them", () => {
     const { link } = makeLink();
+    assert.deepEqual(link.root.metadata, [], "connection 0 has no Connect metadata");
+    assert.equal(link.root.connId, 0);
     assert.deepEqual(link.thresholds, DEFAULT_THRESHOLDS);
     assert.equal(link.exposeHandlerErrors, true);
     assert.equal(link.maxInFlightCalls, 1024);
@@ -251,8 +253,10 @@ describe("Link: closing", () => {
     let late: RoamError | null = null;
     link.onClose((x) => (late = x));
     assert.equal(late, e, "a listener added after the close is called at once");
+    const before = tr.log.length;
     link.close("again");
     assert.equal(tr.sentOf("Goodbye").length, 1, "close is idempotent");
+    assert.deepEqual(tr.log.slice(before), [], "a second close does not touch the transport");
   });
 
   test("a graceful close has no reason; closing before the handshake sends no Goodbye", async () => {
@@ -993,10 +997,17 @@ describe("ConnectionTable", () => {
     d.t.onConnect(connect(2));
     d.t.onConnect(connect(3));
     assert.deepEqual(d.sent.map((m) => [m.type, (m as { requestId: number }).requestId]), [["Reject", 3]]);
-    (await dIt.next()).value!.accept(null);
-    (await dIt.next()).value!.accept(null);
+    for (let i = 0; i < 2; i++) {
+      const r = await dIt.next();
+      assert.equal(r.done, false, "a queued Connect is a value, not the end");
+      r.value!.accept(null);
+    }
     d.t.onConnect(connect(4));
     assert.deepEqual(d.sent.map((m) => [m.type, (m as { requestId: number }).requestId]), [["Reject", 3], ["Accept", 1], ["Accept", 2], ["Reject", 4]]);
+    // Leaving the loop (return) ends the iteration and stops listening.
+    assert.deepEqual(await dIt.return!(), { value: undefined, done: true });
+    d.t.onConnect(connect(5));
+    assert.deepEqual(d.sent.at(-1), { type: "Reject", requestId: 5, reason: "not listening", metadata: [] });
   });
 
   test("the accept backlog: exactly acceptBacklog Connects wait; a waiting iterator takes the next one directly", async () => {

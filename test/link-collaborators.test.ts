@@ -79,6 +79,45 @@ describe("InboundPacer", () => {
     assert.deepEqual(t.calls, ["pause", "resume"]);
   });
 
+  test("a reply backlog exactly at the mark does not pause; only above it, also while resuming", async () => {
+    const t = pacer();
+    t.setBacklog(100);
+    t.p.receive(t.msg(1), performance.now());
+    assert.equal(t.p.paused, false, "at the mark");
+    t.setBacklog(101);
+    t.p.receive(t.msg(2), performance.now());
+    assert.equal(t.p.paused, true, "above it");
+    t.p.receive(t.msg(3), performance.now());
+    t.p.receive(t.msg(4), performance.now());
+    t.setBacklog(100);
+    t.drain();
+    await turn();
+    assert.deepEqual(t.handled, [1, 2, 3, 4], "held messages all handled while the backlog stays at the mark");
+    assert.equal(t.p.paused, false);
+  });
+
+  test("resuming held messages stops once more than the 10 ms turn budget is spent, not at exactly 10 ms", async () => {
+    const t = pacer();
+    t.setBacklog(500);
+    t.p.receive(t.msg(1), performance.now());
+    for (const id of [2, 3, 4]) t.p.receive(t.msg(id), performance.now());
+    t.setBacklog(0);
+    // A clock that moves 10 ms on each reading: the resume loop starts its turn (1st reading),
+    // handles 2 (10 ms spent: within the budget), handles 3 (20 ms: over) and yields.
+    let now = 5000;
+    performance.now = () => (now += 10);
+    try {
+      t.drain();
+      await turn();
+      assert.deepEqual(t.handled, [1, 2, 3]);
+      assert.equal(t.p.paused, true, "yielded with 4 still held");
+      await turn();
+      assert.deepEqual(t.handled, [1, 2, 3, 4]);
+    } finally {
+      performance.now = () => 1000;
+    }
+  });
+
   test("holding is bounded: past MAX_DEFERRED_MESSAGES the link is told to close", () => {
     const t = pacer();
     t.setBacklog(500);

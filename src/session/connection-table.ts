@@ -199,6 +199,8 @@ export class ConnectionTable {
     w?.({ value: undefined, done: true });
   }
 
+  // mutation: equivalent — `#nextConnId--`: the loop still skips every id in use or recently
+  // closed (0 is connection 0), so ids stay unique; only the search gets longer.
   #allocateConnId(): number {
     while (this.#connections.has(this.#nextConnId) || this.#recentlyClosed.has(this.#nextConnId)) this.#nextConnId++;
     return this.#nextConnId++;

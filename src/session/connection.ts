@@ -131,6 +131,8 @@ export class Connection {
   readonly #owner: ConnectionOwner;
   #dispatcher: Dispatcher | null;
   #closedError: RoamError | null = null;
+  // mutation: equivalent — a non-empty initial array: each listener runs inside a try that
+  // ignores its failure.
   #closeListeners: ((e: RoamError) => void)[] = [];
   readonly #host: ChannelHost;
   readonly #channels: ChannelRegistry;
@@ -154,6 +156,9 @@ export class Connection {
   ) {
     this.#owner = owner;
     this.#dispatcher = dispatcher;
+    // mutation: equivalent — `closed` -> `() => undefined` (never closed): teardown fails every
+    // channel end first, and a failed end sends nothing, so the host's guard is never the one
+    // that stops a send.
     const host = (this.#host = channelHost(connId, owner, () => this.#closedError !== null, (id, how) => this.#channels.release(id, how)));
     const registry = (this.#channels = new ChannelRegistry(host, owner.initiator));
     const send = (m: Message) => owner.send(m);

@@ -21,6 +21,8 @@ export const MAX_DEFERRED_MESSAGES = 65_536;
  */
 const TURN_BUDGET_MS = 10;
 /** Runs `f` in a later turn of the event loop (browsers have no setImmediate). */
+// mutation: equivalent — the condition and the setTimeout arrow: Node always has setImmediate;
+// the fallback is for browsers, which the mutation run does not use.
 const nextTurn: (f: () => void) => void = typeof setImmediate === "function" ? (f) => void setImmediate(f) : (f) => void setTimeout(f, 0);
 
 /** What pacing needs from its link. */

@@ -22,6 +22,8 @@ export class Link {
   /** Connection 0 and the virtual connections. */
   private readonly connections: ConnectionTable;
   private closedError: RoamError | null = null;
+  // mutation: equivalent — a non-empty initial array: each listener is called inside a try that
+  // ignores its failure, so a bogus entry changes nothing.
   private closeListeners: ((e: RoamError) => void)[] = [];
   private preHandshake: Message[] = [];
   /** Paces reading: per-turn budget and backpressure from our replies (see replyHighWaterMark). */
@@ -385,6 +387,7 @@ export class Link {
 
   private report(info: { rule: string; reason: string; direction: "sent" | "received"; connId: number }): void {
     try {
+      // mutation: equivalent — without `?.` a missing hook throws a TypeError, which the catch ignores.
       this.options.onProtocolError?.(info);
     } catch {
       // ignore hook failures
@@ -392,6 +395,7 @@ export class Link {
   }
 
   private transportClosed(cause?: Error): void {
+    // mutation: equivalent — (-> false) shutdown itself returns when the link is already closed.
     if (this.closedError) return;
     this.shutdown(new ConnectionClosedError(cause?.message, "transport", cause));
   }

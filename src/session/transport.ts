@@ -117,6 +117,7 @@ export class ReplyBacklog {
   /** `n` reply bytes were written out. */
   written(n: number): void {
     this.bytes -= n;
+    // mutation: equivalent — `<= 0`: also sets 0 to 0.
     if (this.bytes < 0) this.bytes = 0;
     const w = this.waiter;
     if (w !== null && this.bytes <= w.bytes) {

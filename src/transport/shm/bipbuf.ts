@@ -112,7 +112,7 @@ export class BipBuffer {
   /** Publishes `n` granted bytes (r[shm.bipbuf.commit]). */
   commit(n: number): void {
     Atomics.store(this.i32, this.iWrite, this.granted + n);
-    this.granted = -1; // see `granted`
+    this.granted = -1; // mutation: equivalent — any value here: see `granted`
   }
 
   /** True when the consumer has nothing to read (producer's view). */
