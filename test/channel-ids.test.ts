@@ -57,6 +57,81 @@ describe("OpenedChannelIds", () => {
   });
 });
 
+/**
+ * A plain model of OpenedChannelIds: per parity, the set of recorded `id >> 1`
+ * values; over `max` ranges, the gap between the two ranges closest together
+ * (the first such pair on a tie) is filled in.
+ */
+class ModelIds {
+  readonly sets: [Set<number>, Set<number>] = [new Set(), new Set()];
+  constructor(private readonly max: number) {}
+  static ranges(set: Set<number>): [number, number][] {
+    const ks = [...set].sort((a, b) => a - b);
+    const out: [number, number][] = [];
+    for (const k of ks) {
+      const last = out.at(-1);
+      if (last && k === last[1] + 1) last[1] = k;
+      else out.push([k, k]);
+    }
+    return out;
+  }
+  add(id: number): void {
+    const set = this.sets[id & 1];
+    set.add(id >> 1);
+    const r = ModelIds.ranges(set);
+    if (r.length <= this.max) return;
+    let best = 0;
+    for (let i = 1; i + 1 < r.length; i++) if (r[i + 1]![0] - r[i]![1] < r[best + 1]![0] - r[best]![1]) best = i;
+    for (let k = r[best]![1] + 1; k < r[best + 1]![0]; k++) set.add(k);
+  }
+  has(id: number): boolean {
+    return this.sets[id & 1].has(id >> 1);
+  }
+  get rangeCount(): number {
+    return ModelIds.ranges(this.sets[0]).length + ModelIds.ranges(this.sets[1]).length;
+  }
+}
+
+describe("OpenedChannelIds against a model", () => {
+  test("after every add: has, nextFree and the number of ranges match the model (joins, bound, ties)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 120 }), { maxLength: 80 }), fc.integer({ min: 1, max: 6 }), (ids, max) => {
+        const s = new OpenedChannelIds(max);
+        const m = new ModelIds(max);
+        for (const id of ids) {
+          s.add(id);
+          m.add(id);
+          assert.equal(s.rangeCount, m.rangeCount, `ranges after adding ${id}`);
+          for (let probe = 0; probe <= 124; probe++) {
+            assert.equal(s.has(probe), m.has(probe), `has(${probe}) after adding ${id}`);
+          }
+        }
+        for (let probe = 1; probe <= 124; probe += 7) {
+          let free = probe;
+          while (m.has(free)) free += 2;
+          assert.equal(s.nextFree(probe), free, `nextFree(${probe})`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test("hand-picked: joining the next range, a range grown downwards, and the first of two equal gaps merged", () => {
+    const s = new OpenedChannelIds(3);
+    for (const id of [2, 6, 10]) s.add(id); // k = 1, 3, 5: three ranges
+    s.add(4); // k = 2 joins [1] and [3]
+    assert.equal(s.rangeCount, 2);
+    assert.ok(s.has(2) && s.has(4) && s.has(6) && !s.has(8));
+    s.add(0); // k = 0 grows [1..3] downwards
+    assert.equal(s.rangeCount, 2);
+    s.add(14); // k = 7: [0..3] [5] [7]
+    s.add(18); // k = 9: four ranges, over the bound; gaps 2, 2, 2: the first pair merges
+    assert.equal(s.rangeCount, 3);
+    assert.ok(s.has(8), "the gap between [0..3] and [5] was merged");
+    assert.ok(!s.has(12) && !s.has(16), "the other gaps were not");
+  });
+});
+
 describe("ChannelRegistry receive rules", () => {
   test("the peer may use ids of our parity; we step around them", () => {
     const r = new ChannelRegistry(host(), true); // link initiator: we allocate odd ids
