@@ -271,6 +271,8 @@ export class ConnectionTable {
   /** An Accept for one of our Connects. Throws ProtocolViolation. */
   onAccept(m: AcceptMessage): void {
     const pc = this.#pendingConnects.get(m.requestId);
+    // mutation: equivalent — `m.connId === 0` -> false: connection 0 is in #connections for the
+    // link's whole life, so has() rejects it too (with the same detail).
     if (m.connId === 0 || this.#connections.has(m.connId)) {
       throw new ProtocolViolation("core.conn.id-allocation", `Accept assigned connection id ${m.connId}, which is ${m.connId === 0 ? "reserved" : "in use"}`, 0);
     }
