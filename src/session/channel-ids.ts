@@ -27,6 +27,9 @@ export class OpenedChannelIds {
     const list = this.ranges[id & 1]!;
     const k = Math.floor(id / 2);
     // Fast path: sequential allocation extends or follows the last range.
+    // mutation: equivalent — every mutant of this fast path (its conditions, `list[n + 1]`, an
+    // empty block, `>=`): the general case below gives the same ranges for an empty list, for
+    // k just past the last range, and for k beyond it; only slower.
     const n = list.length;
     if (n > 0) {
       const lastEnd = list[n - 1]!;
@@ -44,6 +47,8 @@ export class OpenedChannelIds {
       return;
     }
     // General case: find the first range whose end >= k - 1.
+    // mutation: equivalent — `hi = n * 2`: slots past the end read undefined, which never
+    // compares "< k - 1", so the search still ends at the same range.
     let lo = 0;
     let hi = n / 2;
     while (lo < hi) {
@@ -58,6 +63,8 @@ export class OpenedChannelIds {
     if (k === end + 1) {
       list[2 * i + 1] = k;
       // Joins the next range?
+      // mutation: equivalent — the bounds check (`true`, `<=`, `2 * i - 2 <`): past the end
+      // list[2 * i + 2] is undefined, which is never k + 1.
       if (2 * i + 2 < list.length && list[2 * i + 2] === k + 1) {
         list[2 * i + 1] = list[2 * i + 3]!;
         list.splice(2 * i + 2, 2);
@@ -77,6 +84,9 @@ export class OpenedChannelIds {
   has(id: number): boolean {
     const list = this.ranges[id & 1]!;
     const k = Math.floor(id / 2);
+    // mutation: equivalent — `hi = list.length * 2` and, in the return, `true &&`, `<=` or
+    // `list.length * 2`: a slot past the end reads undefined, which compares false both in the
+    // search and in `list[2 * lo]! <= k`.
     let lo = 0;
     let hi = list.length / 2;
     while (lo < hi) {
@@ -91,6 +101,8 @@ export class OpenedChannelIds {
   nextFree(id: number): number {
     const list = this.ranges[id & 1]!;
     let k = Math.floor(id / 2);
+    // mutation: equivalent — `i <= list.length`: the extra step reads undefined, and both
+    // comparisons with undefined are false.
     for (let i = 0; i < list.length; i += 2) {
       if (list[i]! > k) break;
       if (list[i + 1]! >= k) k = list[i + 1]! + 1;
@@ -107,6 +119,8 @@ export class OpenedChannelIds {
     if (list.length / 2 <= this.maxRanges) return;
     let best = 0;
     let bestGap = Infinity;
+    // mutation: equivalent — `i + 2 <= list.length`, `i - 2 < list.length`: the extra steps
+    // compute a NaN gap, which is never < bestGap.
     for (let i = 0; i + 2 < list.length; i += 2) {
       const gap = list[i + 2]! - list[i + 1]!;
       if (gap < bestGap) {
