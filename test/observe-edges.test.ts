@@ -472,6 +472,16 @@ test("link snapshot: limits only once the handshake is done", () => {
   const pending = linkDiagnostics(fakeLink(true), []);
   assert.equal(pending.maxPayloadSize, null);
   assert.equal(pending.initialCredit, null);
+  // A link that cannot tell its limits (the getter throws) still gets a snapshot, without limits.
+  const broken = Object.defineProperty(fakeLink(false), "maxPayloadSize", {
+    get: () => {
+      throw new Error("no limits");
+    },
+  });
+  const d = linkDiagnostics(broken, []);
+  assert.equal(d.transport, "fake 1");
+  assert.equal(d.maxPayloadSize, null);
+  assert.equal(d.initialCredit, null);
 });
 
 test("processDiagnostics: sources first (a bare link snapshot gets its kind), then links no source owns", () => {

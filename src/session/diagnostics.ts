@@ -178,8 +178,9 @@ export function linkDiagnostics(link: Link, connections: Iterable<ConnectionCont
   let limits: { maxPayloadSize: number; initialCredit: number } | null = null;
   try {
     limits = link.handshakePending() === undefined ? { maxPayloadSize: link.maxPayloadSize, initialCredit: link.initialCredit } : null;
+    // mutation: equivalent — the catch block emptied: when the line above throws, its assignment did
+    // not happen, so limits is still null.
   } catch {
-    // mutation: equivalent — an empty block: the assignment above did not happen, so limits is still null.
     limits = null;
   }
   return {
