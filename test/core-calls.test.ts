@@ -1027,6 +1027,22 @@ describe("serve and client", () => {
     const z = conn({ dispatcher: plain });
     z.control.handle(req(1, M.echo.id, argsOf(M.echo, ["y"])));
     assert.equal(z.responses().length, 1, "no interceptors: answered synchronously");
+    // Options without interceptors, and use() with an empty list, leave the handlers plain too.
+    for (const d of [serve(Svc, impl(), {}), serve(Svc, impl()).use(...[])]) {
+      const w = conn({ dispatcher: d });
+      w.control.handle(req(1, M.echo.id, argsOf(M.echo, ["z"])));
+      assert.equal(w.responses().length, 1, "answered synchronously");
+    }
+  });
+
+  test("callRaw sends its metadata; metadata within the limits does not stop the call", async () => {
+    const x = conn();
+    const p = x.c.callRaw(7n, Uint8Array.of(1, 2), { metadata: [["trace", "t-1"], ["n", 5n]] });
+    const sent = x.sent.at(-1) as RequestMessage;
+    assert.equal(sent.type, "Request");
+    assert.deepEqual(sent.metadata, [["trace", "t-1"], ["n", 5n]]);
+    x.control.handle(resp(sent.requestId, Uint8Array.of(0, 9)));
+    assert.deepEqual([...(await p).payload], [0, 9]);
   });
 
   test("client: arguments counted, an optional trailing CallOptions, interceptors only on a Connection", async () => {

@@ -52,6 +52,7 @@ export interface HandlerPort {
   handlerError(error: unknown, info: { method: string; connId: number; requestId: number }): void;
 }
 
+// mutation: equivalent — (16 / 1024) the initial size only: the Writer grows to fit.
 const responseWriter = new Writer(16 * 1024);
 
 /**
@@ -73,6 +74,8 @@ export class TypedHandlerRunner {
     let args: any[];
     const r = receivedPayloadReader(m.payload);
     try {
+      // mutation: equivalent — (-> true, `>= 0`) a binder for a call without channels binds
+      // nothing and finds all zero listed ids consumed; it only costs an allocation.
       if (method.hasChannels || m.channels.length > 0) {
         binder = new CallChannelBinder(this.port.host, this.port.registry, m.channels);
         (r as WithBinder).channelBinder = binder;
@@ -174,6 +177,7 @@ export class TypedHandlerRunner {
       w.raw(RESPONSE_CANCELLED);
       metadata = [[HANDLER_ERROR_KEY, `result of ${size} bytes exceeds the negotiated max_payload_size`]];
     }
+    // mutation: equivalent — `length > 0` -> `true` / `>= 0`: empty metadata passes the check.
     const problem = metadata.length > 0 ? checkMetadataLimits(metadata) : undefined;
     if (problem) {
       port.handlerError(new EncodeFailedError("response metadata", problem), info());

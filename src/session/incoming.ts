@@ -113,6 +113,7 @@ export class IncomingCalls {
     if (this.#serving.has(m.requestId)) {
       throw new ProtocolViolation("call.request-id.duplicate-detection", `request id ${m.requestId} is already in flight`, port.connection.connId);
     }
+    // mutation: equivalent — `length > 0` -> `true` / `>= 0`: empty metadata passes the check.
     if (m.metadata.length > 0) {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `request metadata: ${problem}`, port.connection.connId);

@@ -67,6 +67,7 @@ interface PendingCall {
   started: number;
 }
 
+// mutation: equivalent — (16 / 1024) the initial size only: the Writer grows to fit.
 const argWriter = new Writer(16 * 1024);
 
 export class OutgoingCalls {
@@ -153,6 +154,8 @@ export class OutgoingCalls {
         started: performance.now(),
       };
       this.#pending.set(requestId, pc);
+      // mutation: equivalent — (-> true, and `options.timeout` in the call) arming with neither a
+      // signal nor a timeout installs a cleanup that does nothing; a signal implies options.
       if (signal || options?.timeout !== undefined) this.#armCancellation(requestId, pc, signal, options?.timeout);
       port.send({
         type: "Request",
@@ -180,6 +183,7 @@ export class OutgoingCalls {
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(new CancelledError(name, "local", signal.reason));
     const metadata = options.metadata ?? EMPTY_METADATA;
+    // mutation: equivalent — `length > 0` -> `true` / `>= 0`: empty metadata passes the check; the test only skips it.
     if (metadata.length > 0) {
       const problem = checkMetadataLimits(metadata);
       if (problem) return Promise.reject(new EncodeFailedError(`request metadata for ${name}`, `${problem} (call.metadata.limits)`));
@@ -203,6 +207,7 @@ export class OutgoingCalls {
         started: performance.now(),
       };
       this.#pending.set(requestId, pc);
+      // mutation: equivalent — (-> true) arming with neither installs a cleanup that does nothing.
       if (signal || options.timeout !== undefined) this.#armCancellation(requestId, pc, signal, options.timeout);
       port.send({ type: "Request", connId: port.connId, requestId, methodId, metadata, channels: options.channels ?? NO_IDS, payload });
     });
@@ -215,6 +220,7 @@ export class OutgoingCalls {
     if (pc === undefined) return;
     // Checked while the call is still pending: the violation closes the
     // connection, whose teardown rejects this call with the rest.
+    // mutation: equivalent — `length > 0` -> `true` / `>= 0`: empty metadata passes the check; the test only skips it.
     if (m.metadata.length > 0) {
       const problem = checkMetadataLimits(m.metadata);
       if (problem) throw new ProtocolViolation("call.metadata.limits", `response metadata: ${problem}`, this.port.connId);
@@ -238,11 +244,14 @@ export class OutgoingCalls {
 
   /** Appends the calls waiting for a Response (diagnostics). */
   inFlight(out: InFlightCall[]): void {
+    // mutation: equivalent — `!pc.abandoned` -> true: #abandon deletes the call from #pending
+    // as it sets the flag, so no abandoned call is ever listed here.
     for (const [requestId, pc] of this.#pending) if (!pc.abandoned) out.push({ direction: "outgoing", requestId, name: pc.name, started: pc.started });
   }
 
   #armCancellation(requestId: number, pc: PendingCall, signal: AbortSignal | undefined, timeout: number | undefined): void {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // mutation: equivalent — `signal.reason`: onAbort is only registered on a signal.
     const onAbort = () => this.#abandon(requestId, pc, new CancelledError(pc.name, "local", signal?.reason));
     // mutation: equivalent — `{ once: true }` -> `{}`: a signal aborts once, and cleanup removes the listener.
     if (signal) signal.addEventListener("abort", onAbort, { once: true });
