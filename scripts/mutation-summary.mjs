@@ -5,26 +5,44 @@
 // MUTATION_LIST_SURVIVORS=1 also lists every surviving mutant.
 // MUTATION_SURVIVORS_MD=<file> writes every surviving mutant as markdown, each
 // with the `mutation: equivalent` comment that explains it (the nearest one
-// within 15 lines above, in the source the run mutated or else in the current
-// file), or "not explained".
+// within 15 lines above, in the current file or else in the source the run
+// mutated), or "not explained".
 import * as fs from "node:fs";
 
-/** The `mutation: equivalent` comment nearest above line `line` (1-based), as one string, with its line. */
-function explanation(src, line) {
+/**
+ * The `mutation: equivalent` comment nearest above line `line` (1-based), as one string, with its
+ * line; for an emptied block (`block`), first one in the block's first 4 lines.
+ */
+function explanation(src, line, block = false) {
+  if (block) {
+    for (let i = line; i < Math.min(src.length, line + 4); i++) {
+      if (!/^\s*\/\//.test(src[i])) continue;
+      if (src[i].includes("mutation: equivalent")) {
+        const c = comment(src, i);
+        if (/empty/.test(c.text)) return c;
+      }
+    }
+  }
   for (let i = line - 1; i >= Math.max(0, line - 16); i--) {
     const at = src[i].indexOf("mutation: equivalent");
     if (at < 0) continue;
-    const parts = [src[i].slice(at + "mutation: equivalent".length).replace(/^\s*[—-]\s*/, "")];
-    for (let j = i + 1; j < src.length && /^\s*\/\/(?!.*mutation: equivalent)/.test(src[j]); j++) parts.push(src[j].replace(/^\s*\/\/\s?/, ""));
-    return { line: i + 1, text: parts.join(" ").replace(/\s+/g, " ").trim() };
+    return comment(src, i);
   }
   return null;
+}
+
+/** The comment starting at line index `i`, joined with the `//` lines that continue it. */
+function comment(src, i) {
+  const at = src[i].indexOf("mutation: equivalent");
+  const parts = [src[i].slice(at + "mutation: equivalent".length).replace(/^\s*[—-]\s*/, "")];
+  for (let j = i + 1; j < src.length && /^\s*\/\/(?!.*mutation: equivalent)/.test(src[j]); j++) parts.push(src[j].replace(/^\s*\/\/\s?/, ""));
+  return { line: i + 1, text: parts.join(" ").replace(/\s+/g, " ").trim() };
 }
 const md = [];
 
 const dir = process.env.MUTATION_REPORT_DIR ?? "reports/mutation";
 const scopes = process.argv.slice(2).length ? process.argv.slice(2) : ["codec", "wire", "stream", "shm", "session-flow", "session-channels", "session-link", "session-calls", "session-observe"];
-// The two session scopes are one folder in the summary.
+// The session scopes are one folder in the summary.
 const folderOf = (s) => (s.startsWith("session") ? "session" : s);
 const folders = new Map();
 for (const s of scopes) {
@@ -45,17 +63,25 @@ for (const s of scopes) {
         if (!heading) md.push(`\n### ${file} (scope ${s})\n`);
         heading = true;
         const L = m.location.start.line;
-        // Comments added after the run: look in the current file, at the same code line.
-        let why = explanation(src, L);
-        if (!why && fs.existsSync(file)) {
+        // The current file first (comments added after the run), at the same code line compared
+        // without a trailing comment; else the source the run mutated.
+        const block = m.mutatorName === "BlockStatement";
+        let why = null;
+        let where = "";
+        if (fs.existsSync(file)) {
           const cur = fs.readFileSync(file, "utf8").split("\n");
-          const at = cur.map((l, i) => (l === src[L - 1] ? i : -1)).filter((i) => i >= 0).sort((a, b) => Math.abs(a - L) - Math.abs(b - L))[0];
-          if (at !== undefined) why = explanation(cur, at + 1);
+          const bare = (l) => (l ?? "").replace(/\s*\/\/.*$/, "").trim();
+          const at = cur.map((l, i) => (bare(l) === bare(src[L - 1]) ? i : -1)).filter((i) => i >= 0).sort((a, b) => Math.abs(a - L) - Math.abs(b - L))[0];
+          if (at !== undefined) why = explanation(cur, at + 1, block);
+        }
+        if (!why) {
+          why = explanation(src, L, block);
+          where = " (as run)";
         }
         const code = (src[L - 1] ?? "").trim().slice(0, 100).replace(/`/g, "'");
         const repl = JSON.stringify(m.replacement ?? "").slice(0, 60).replace(/`/g, "'");
         md.push(`- ${L}:${m.location.start.column} ${m.mutatorName} \`${repl}\`${m.status === "NoCoverage" ? " (no coverage)" : ""} in \`${code}\``);
-        md.push(why ? `  — line ${why.line}: ${why.text}` : "  — **not explained**");
+        md.push(why ? `  — line ${why.line}${where}: ${why.text}` : "  — **not explained**");
         if (!why) c.unexplained = (c.unexplained ?? 0) + 1;
       }
       if (process.env.MUTATION_LIST_SURVIVORS && (m.status === "Survived" || m.status === "NoCoverage")) {
@@ -80,7 +106,8 @@ if (process.env.MUTATION_SURVIVORS_MD) {
     "",
     "Written by `MUTATION_SURVIVORS_MD=docs/mutation-survivors.md node scripts/mutation-summary.mjs` from",
     "the reports in reports/mutation/. Each survivor is followed by the `mutation: equivalent` comment",
-    "that explains it (line numbers are those of the source the run mutated).",
+    "that explains it. A mutant's line is in the source the run mutated; its explanation's line is in",
+    "the current file (or \"as run\" when only the mutated source has it).",
   ];
   fs.writeFileSync(process.env.MUTATION_SURVIVORS_MD, [...head, ...md].join("\n") + "\n");
 }

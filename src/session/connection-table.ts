@@ -149,6 +149,7 @@ export class ConnectionTable {
           reject(new ConnectionRejectedError(`no Accept or Reject within ${timeoutMs} ms (message.connect.timeout)`, []));
         }
       }, timeoutMs);
+      // mutation: equivalent — `unref()` without `?.`: Node timers always have unref.
       timer.unref?.();
       this.#pendingConnects.set(requestId, { resolve, reject, timer, dispatcher: options.dispatcher ?? null });
       this.port.send({ type: "Connect", requestId, metadata });

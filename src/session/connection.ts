@@ -318,6 +318,8 @@ export class Connection {
     } catch {
       // ignore
     }
+    // mutation: equivalent — the reset array's contents: teardown runs once, and onClose() after
+    // it calls the listener at once.
     const ls = this.#closeListeners;
     this.#closeListeners = [];
     for (const l of ls) {

@@ -110,6 +110,7 @@ export class InboundPacer {
   readonly #resume = (): void => {
     this.#paused = false;
     const port = this.port;
+    // mutation: equivalent — (-> false) the loop and the resumeReading below test isClosed() again.
     if (port.isClosed()) return;
     const t = port.transport;
     const start = performance.now();

@@ -198,6 +198,7 @@ export class IncomingCalls {
     // mutation: equivalent — `=== sc` -> true: a served call responds once (the `responded` flag)
     // and its id is free only after that, so the entry under `id` is always `sc` or absent.
     if (this.#serving.get(id) === sc) this.#serving.delete(id);
+    // mutation: equivalent — (-> false) a transport's send is a no-op once closed (Transport.send).
     if (this.port.isClosed()) return;
     this.port.send({ type: "Response", connId: this.port.connection.connId, requestId: id, metadata, channels, payload });
   };

@@ -129,6 +129,7 @@ export class Link {
       }, ms);
       // mutation: equivalent — `unref?.()` vs `unref()`: Node timers always have unref (the tests run on Node).
       timer.unref?.();
+      // mutation: equivalent — either arrow -> `() => undefined`: see the guard in the timer above.
       ready.then(
         () => clearTimeout(timer),
         () => clearTimeout(timer),
@@ -188,6 +189,8 @@ export class Link {
       // mutation: equivalent — as above, Node timers always have unref.
       this.idleTimer.unref?.();
     }
+    // mutation: equivalent — the reset array's contents: messages are queued only before the
+    // handshake completes, and this runs when it completes, so it is never read again.
     const queued = this.preHandshake;
     this.preHandshake = [];
     for (const m of queued) this.transport.send(m);
@@ -406,10 +409,14 @@ export class Link {
     // transportClosed, the Hello timer) checks closedError first: shutdown runs once.
     if (this.closedError) return;
     this.closedError = error;
+    // mutation: equivalent — the `idleTimer !== null` test: see checkIdle (a leftover interval
+    // finds the link closed and returns).
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
     this.idleTimer = null;
     this.inbound.clear();
     this.connections.shutdown(error);
+    // mutation: equivalent — the reset arrays' contents (readyWaiters, closeListeners): shutdown
+    // runs once, and after it ready() and onClose() settle at once without touching them.
     const rw = this.readyWaiters;
     this.readyWaiters = [];
     for (const w of rw) w.reject(error);

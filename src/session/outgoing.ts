@@ -121,10 +121,15 @@ export class OutgoingCalls {
     } catch (e) {
       // The call is never sent: the channels bound so far end with it and leave the registry.
       binder?.fail(new ConnectionClosedError("call not sent", "local"));
+      // mutation: equivalent — `e instanceof EncodeError` -> true: every schema's encode wraps
+      // failures (a throwing getter included) in EncodeError, so String(e) is only a safety net.
       return Promise.reject(
         new EncodeFailedError(`the arguments of ${qualified(method)}`, e instanceof EncodeError || e instanceof TypeError ? e.message : String(e), e),
       );
     } finally {
+      // mutation: equivalent — an empty finally: a stale binder on this shared Writer is only
+      // read by Tx/Rx encoders, which run only for methods with channels, and each of those sets
+      // its own binder first. Clearing it frees the last call's binder (memory).
       (w as WithBinder).channelBinder = undefined;
     }
     const max = port.host.maxPayloadSize;
@@ -260,6 +265,7 @@ export class OutgoingCalls {
     }
     pc.cleanup = () => {
       if (signal) signal.removeEventListener("abort", onAbort);
+      // mutation: equivalent — (-> true) clearTimeout(undefined) does nothing.
       if (timer !== undefined) clearTimeout(timer);
     };
   }
@@ -278,6 +284,7 @@ export class OutgoingCalls {
     // the same: the guard, the flag and the `=== pc` test below cannot change what happens.
     if (pc.abandoned) return;
     pc.abandoned = true;
+    // mutation: equivalent — `pc.cleanup()` without `?.`: #armCancellation set it before either caller could run.
     pc.cleanup?.();
     pc.cleanup = null;
     if (this.#pending.get(requestId) === pc) this.#pending.delete(requestId);
