@@ -38,6 +38,8 @@ function comment(src, i) {
   for (let j = i + 1; j < src.length && /^\s*\/\/(?!.*mutation: equivalent)/.test(src[j]); j++) parts.push(src[j].replace(/^\s*\/\/\s?/, ""));
   return { line: i + 1, text: parts.join(" ").replace(/\s+/g, " ").trim() };
 }
+/** A source line without its trailing `//` comment (an explanation may sit on the line itself). */
+const bare = (l) => (l ?? "").replace(/\s*\/\/.*$/, "").trim();
 const md = [];
 
 const dir = process.env.MUTATION_REPORT_DIR ?? "reports/mutation";
@@ -56,21 +58,22 @@ for (const s of scopes) {
   const report = JSON.parse(fs.readFileSync(f, "utf8"));
   for (const [file, r] of Object.entries(report.files)) {
     const src = r.source.split("\n");
+    // The file as it is now: comments added after the run explain its mutants too.
+    const cur = process.env.MUTATION_SURVIVORS_MD && fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n") : null;
     let heading = false;
     for (const m of r.mutants) {
       c[m.status] = (c[m.status] ?? 0) + 1;
-      if (process.env.MUTATION_SURVIVORS_MD && (m.status === "Survived" || m.status === "NoCoverage")) {
+      const survived = m.status === "Survived" || m.status === "NoCoverage";
+      if (process.env.MUTATION_SURVIVORS_MD && survived) {
         if (!heading) md.push(`\n### ${file} (scope ${s})\n`);
         heading = true;
         const L = m.location.start.line;
-        // The current file first (comments added after the run), at the same code line compared
-        // without a trailing comment; else the source the run mutated.
+        // The current file first, at the same code line (the one nearest the mutant's line);
+        // else the source the run mutated.
         const block = m.mutatorName === "BlockStatement";
         let why = null;
         let where = "";
-        if (fs.existsSync(file)) {
-          const cur = fs.readFileSync(file, "utf8").split("\n");
-          const bare = (l) => (l ?? "").replace(/\s*\/\/.*$/, "").trim();
+        if (cur) {
           const at = cur.map((l, i) => (bare(l) === bare(src[L - 1]) ? i : -1)).filter((i) => i >= 0).sort((a, b) => Math.abs(a - L) - Math.abs(b - L))[0];
           if (at !== undefined) why = explanation(cur, at + 1, block);
         }
@@ -84,7 +87,7 @@ for (const s of scopes) {
         md.push(why ? `  — line ${why.line}${where}: ${why.text}` : "  — **not explained**");
         if (!why) c.unexplained = (c.unexplained ?? 0) + 1;
       }
-      if (process.env.MUTATION_LIST_SURVIVORS && (m.status === "Survived" || m.status === "NoCoverage")) {
+      if (process.env.MUTATION_LIST_SURVIVORS && survived) {
         const line = (src[m.location.start.line - 1] ?? "").trim().slice(0, 90);
         console.log(`${file}:${m.location.start.line}:${m.location.start.column} ${m.status} ${m.mutatorName} ${JSON.stringify(m.replacement ?? "").slice(0, 50)}  | ${line}`);
       }
