@@ -13,9 +13,7 @@ import { Tx } from "../src/session/channel/tx.js";
 import { ChannelClosedError, ChannelResetError, ConnectionClosedError, EncodeFailedError, ProtocolViolation } from "../src/session/errors.js";
 import type { LevelChange } from "../src/session/pressure.js";
 import { t } from "../src/schema/index.js";
-import { boundRx, boundTx, element, recorder, settled, state } from "./helpers/channel-recorder.js";
-
-const turn = () => new Promise<void>((r) => setImmediate(r));
+import { boundRx, boundTx, element, recorder, sendsBeforeYield, settled, state } from "./helpers/channel-recorder.js";
 
 function violation(f: () => void): ProtocolViolation {
   try {
@@ -524,29 +522,13 @@ describe("Tx", () => {
   test("all senders share a per-turn budget of 1024 sends: the next one yields to the event loop", async () => {
     const h = recorder({ window: 1 << 30 });
     const tx = boundTx<number>(h, 3, t.u8);
-    await turn(); // a fresh turn: the budget of earlier tests was reset
-    let done = 0;
-    let atImmediate = -1;
-    setImmediate(() => (atImmediate = done));
-    for (let i = 0; i < 1500; i++) {
-      await tx.send(1);
-      done++;
-    }
-    assert.equal(atImmediate, 1024);
+    assert.equal(await sendsBeforeYield(tx, 1, 1500), 1024);
   });
 
   test("... and of 4 MiB: the send that goes over it yields", async () => {
     const h = recorder({ window: 1 << 30, max: 1 << 30 });
     const tx = boundTx(h);
     const chunk = new Uint8Array(1 << 20); // 1 MiB + a 3-byte prefix each
-    await turn();
-    let done = 0;
-    let atImmediate = -1;
-    setImmediate(() => (atImmediate = done));
-    for (let i = 0; i < 6; i++) {
-      await tx.send(chunk);
-      done++;
-    }
-    assert.equal(atImmediate, 3, "the 4th send passes 4 MiB and yields");
+    assert.equal(await sendsBeforeYield(tx, chunk, 6), 3, "the 4th send passes 4 MiB and yields");
   });
 });

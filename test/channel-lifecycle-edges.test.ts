@@ -11,21 +11,14 @@ import { Rx } from "../src/session/channel/rx.js";
 import { Tx } from "../src/session/channel/tx.js";
 import { ChannelResetError, ConnectionClosedError, ProtocolViolation } from "../src/session/errors.js";
 import { t as t_ } from "../src/schema/index.js";
-import { boundTx, recorder } from "./helpers/channel-recorder.js";
+import { boundTx, recorder, sendsBeforeYield } from "./helpers/channel-recorder.js";
 
 describe("Tx", () => {
   test("exactly 4 MiB in one turn does not yet yield; the send past it does", async () => {
     const h = recorder({ window: 1 << 30, max: 1 << 30 });
     const tx = boundTx(h);
     const chunk = new Uint8Array((1 << 20) - 3); // + a 3-byte length prefix = 1 MiB exactly
-    await new Promise<void>((r) => setImmediate(r)); // a fresh turn: the budget was reset
-    let done = 0;
-    let atImmediate = -1;
-    setImmediate(() => (atImmediate = done));
-    for (let i = 0; i < 6; i++) {
-      await tx.send(chunk);
-      done++;
-    }
+    const atImmediate = await sendsBeforeYield(tx, chunk, 6);
     assert.equal(h.data[0]!.element.length, 1 << 20);
     assert.equal(atImmediate, 4);
   });

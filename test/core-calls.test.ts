@@ -13,7 +13,6 @@ import { Writer } from "../src/codec/writer.js";
 import { t } from "../src/schema/index.js";
 import { arg, defineService, method } from "../src/service/define.js";
 import { channel } from "../src/session/channel/pair.js";
-import type { RawChannelSink } from "../src/session/channel/raw.js";
 import { detachedCall, openConnection, type Connection, type ConnectionOwner, type Dispatcher, type IncomingCall } from "../src/session/connection.js";
 import {
   CancelledError,
@@ -41,6 +40,7 @@ import { client, serve, ServiceDispatcher } from "../src/session/serve.js";
 import { isReply, ReplyBacklog } from "../src/session/transport.js";
 import type { Message, Metadata, RequestMessage, ResponseMessage } from "../src/wire/message.js";
 import { ChannelRegistry } from "../src/session/channel/registry.js";
+import { recordingSink as recordingSinkBy } from "./helpers/channel-recorder.js";
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 /** Lets timers due within `ms` fire first (timers fire in order of their due time). */
@@ -111,17 +111,8 @@ const UNKNOWN = Uint8Array.of(1, 1);
 const INVALID = Uint8Array.of(1, 2);
 const metaOf = (m: ResponseMessage | undefined, k: string) => m?.metadata.find(([x]) => x === k)?.[1];
 
-function recordingSink(): RawChannelSink & { seen: string[] } {
-  const seen: string[] = [];
-  return {
-    seen,
-    data: (p) => seen.push(`data:${p.length}`),
-    close: () => seen.push("close"),
-    reset: () => seen.push("reset"),
-    credit: (n) => seen.push(`credit:${n}`),
-    fail: (e) => seen.push(`fail:${e.constructor.name}`),
-  };
-}
+/** The shared recording sink, with failures recorded by their class. */
+const recordingSink = () => recordingSinkBy((e) => e.constructor.name);
 
 const Svc = defineService("Core", {
   echo: method([arg("s", t.string)], t.string),

@@ -84,8 +84,11 @@ export function boundTx<T = Uint8Array>(h: Recorder, id = 3, schema: unknown = t
   return tx;
 }
 
-/** A raw channel sink that records what reaches it: "data:<bytes>", "close", "reset", "credit:<n>", "fail:<message>". */
-export function recordingSink(): RawChannelSink & { seen: string[] } {
+/**
+ * A raw channel sink that records what reaches it: "data:<bytes>", "close", "reset",
+ * "credit:<n>", "fail:<what>", where <what> is `failAs(error)` (the message by default).
+ */
+export function recordingSink(failAs: (e: Error) => string = (e) => e.message): RawChannelSink & { seen: string[] } {
   const seen: string[] = [];
   return {
     seen,
@@ -93,6 +96,23 @@ export function recordingSink(): RawChannelSink & { seen: string[] } {
     close: () => seen.push("close"),
     reset: () => seen.push("reset"),
     credit: (n) => seen.push(`credit:${n}`),
-    fail: (e) => seen.push(`fail:${e.message}`),
+    fail: (e) => seen.push(`fail:${failAs(e)}`),
   };
+}
+
+/**
+ * From a fresh turn of the event loop, sends `value` `count` times on `tx` (awaiting each);
+ * returns how many sends had completed when that turn's first setImmediate ran, i.e. where
+ * the shared per-turn budget made the sender yield.
+ */
+export async function sendsBeforeYield<T>(tx: Tx<T>, value: T, count: number): Promise<number> {
+  await new Promise<void>((r) => setImmediate(r)); // a fresh turn: the budget was reset
+  let done = 0;
+  let atImmediate = -1;
+  setImmediate(() => (atImmediate = done));
+  for (let i = 0; i < count; i++) {
+    await tx.send(value);
+    done++;
+  }
+  return atImmediate;
 }
