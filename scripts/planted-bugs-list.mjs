@@ -296,3 +296,8 @@ export const BUGS = [
     tests: ["channels-guards"],
   },
 ];
+
+/** The text substitutions that plant `bug`: its `patches`, or the single `file`/`find`/`replace`. */
+export function patchesOf(bug) {
+  return bug.patches ?? (bug.file ? [{ file: bug.file, find: bug.find, replace: bug.replace }] : []);
+}

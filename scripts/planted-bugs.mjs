@@ -9,7 +9,7 @@
 // code it targets moved, so the list below needs updating).
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { BUGS } from "./planted-bugs-list.mjs";
+import { BUGS, patchesOf } from "./planted-bugs-list.mjs";
 
 // A fake apt-get that always fails (for the install-script entries).
 const fakeBin = process.env.PLANTED_FAKEBIN ?? "/tmp/roam-fake-apt";
@@ -27,7 +27,7 @@ const out = (s) => {
 let unnoticed = 0;
 out(`# planted bugs, ${new Date().toISOString()}, node ${process.version}`);
 for (const bug of selected) {
-  const patches = bug.patches ?? (bug.file ? [{ file: bug.file, find: bug.find, replace: bug.replace }] : []);
+  const patches = patchesOf(bug);
   const originals = new Map();
   let planted = true;
   for (const p of patches) {
